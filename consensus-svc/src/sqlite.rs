@@ -1,0 +1,70 @@
+//! SQLite helpers shared by the log store and the state machine: opening with the right
+//! pragmas, running blocking work off the async workers, and mapping errors for openraft.
+
+use std::path::Path;
+
+use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
+use rusqlite::Connection;
+
+use crate::types::{NodeId, StorageError};
+
+/// Open (creating if needed) a database in WAL mode with full fsync on commit: a commit
+/// that returned is on disk, which is what acknowledging a log append requires.
+pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Open a read-only connection to a database another connection writes.
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Run blocking database work on tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StorageError>
+where
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, &e))?
+}
+
+/// Wrap any error as an openraft storage I/O error.
+pub(crate) fn io_error<E: std::error::Error + 'static>(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: &E,
+) -> StorageError {
+    StorageIOError::new(subject, verb, e).into()
+}
+
+/// Storage error while reading the log.
+pub(crate) fn read_logs<E: std::error::Error + 'static>(e: &E) -> StorageError {
+    StorageIOError::read_logs(e).into()
+}
+
+/// Storage error while writing the log.
+pub(crate) fn write_logs<E: std::error::Error + 'static>(e: &E) -> StorageError {
+    StorageIOError::write_logs(e).into()
+}
+
+/// Storage error while reading the state machine.
+pub(crate) fn read_sm<E: std::error::Error + 'static>(e: &E) -> StorageError {
+    StorageIOError::read_state_machine(e).into()
+}
+
+/// Storage error while writing the state machine.
+pub(crate) fn write_sm<E: std::error::Error + 'static>(e: &E) -> StorageError {
+    StorageIOError::write_state_machine(e).into()
+}

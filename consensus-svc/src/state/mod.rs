@@ -1,0 +1,414 @@
+//! The agenda state machine in SQLite (`state.db`).
+//!
+//! - `apply` runs a whole batch of committed entries in one transaction that also moves
+//!   `last_applied` and the membership: after a crash the database holds either all or
+//!   none of a batch, so no entry is applied twice or skipped.
+//! - Snapshots are consistent copies of the database made with `VACUUM INTO` on a read
+//!   connection (the copy carries its own `last_applied`), kept under `snapshots/` and
+//!   installed on a follower with SQLite's online backup API in one step (atomic).
+//! - Reads use a small pool of read-only connections on the blocking pool; WAL lets them
+//!   run while apply writes.
+
+mod apply;
+mod read;
+mod schema;
+
+use std::fs;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use agenda_shared::model::Notification;
+use agenda_shared::query::{Query, QueryOutcome};
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::sqlite::{self, blocking, read_sm, write_sm};
+use crate::types::{
+    ApplyResponse, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+/// Most read connections kept open for reuse.
+const READER_POOL: usize = 8;
+
+/// The state machine handle (cheap to clone; all clones share one database).
+#[derive(Clone)]
+pub struct StateStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    snapshot_dir: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    applied: watch::Sender<u64>,
+    /// Serialises snapshot building and installing.
+    snapshot_lock: Mutex<()>,
+}
+
+/// What `snapshots/current.json` records about the current snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    file: String,
+}
+
+impl StateStore {
+    /// Open or create `state.db` (and `snapshots/`) in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, anyhow::Error> {
+        let path = dir.join("state.db");
+        let snapshot_dir = dir.join("snapshots");
+        fs::create_dir_all(&snapshot_dir)?;
+        let mut conn = sqlite::open(&path)?;
+        schema::migrate(&mut conn)?;
+        let (applied, _) = read_applied(&conn)?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                path,
+                snapshot_dir,
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+                applied: watch::channel(applied.map(|l| l.index).unwrap_or(0)).0,
+                snapshot_lock: Mutex::new(()),
+            }),
+        };
+        store.remove_stale_snapshot_files()?;
+        Ok(store)
+    }
+
+    /// Applied index, observable: changes after every applied batch.
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.inner.applied.subscribe()
+    }
+
+    /// Answer a query on a read connection; returns the applied index the read saw.
+    pub async fn query(&self, query: Query) -> Result<(u64, QueryOutcome), StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            inner.with_reader(|conn| {
+                let tx = conn.unchecked_transaction().map_err(|e| read_sm(&e))?;
+                let revision = read_applied(&tx).map_err(|e| read_sm(&e))?.0.map(|l| l.index).unwrap_or(0);
+                let outcome = read::query(&tx, &query).map_err(|e| read_sm(&e))?;
+                Ok((revision, outcome))
+            })
+        })
+        .await
+    }
+
+    /// Notifications with revision > `after` (optionally of one user), oldest first, and the
+    /// applied index the read saw.
+    pub async fn notifications_after(
+        &self,
+        after: u64,
+        user: Option<Uuid>,
+        limit: u32,
+    ) -> Result<(u64, Vec<Notification>), StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            inner.with_reader(|conn| {
+                let tx = conn.unchecked_transaction().map_err(|e| read_sm(&e))?;
+                let revision = read_applied(&tx).map_err(|e| read_sm(&e))?.0.map(|l| l.index).unwrap_or(0);
+                let items = read::notifications_after(&tx, after, user, limit).map_err(|e| read_sm(&e))?;
+                Ok((revision, items))
+            })
+        })
+        .await
+    }
+
+    /// Canonical dump of the agenda tables (for determinism checks across replicas).
+    pub async fn canonical_dump(&self) -> Result<String, StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.with_reader(|conn| dump(conn).map_err(|e| read_sm(&e)))).await
+    }
+
+    fn remove_stale_snapshot_files(&self) -> std::io::Result<()> {
+        let current = self.inner.current_snapshot_file()?.map(|f| f.file);
+        for entry in fs::read_dir(&self.inner.snapshot_dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".db") && Some(&name) != current.as_ref() {
+                let _ = fs::remove_file(self.inner.snapshot_dir.join(&name));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_applied(conn: &Connection) -> rusqlite::Result<(Option<LogId>, StoredMembership)> {
+    let get = |key: &str| -> rusqlite::Result<Option<Vec<u8>>> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+    };
+    let decode_err = |e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+    };
+    let applied = get("last_applied")?
+        .map(|b| serde_json::from_slice(&b).map_err(decode_err))
+        .transpose()?;
+    let membership = get("membership")?
+        .map(|b| serde_json::from_slice(&b).map_err(decode_err))
+        .transpose()?
+        .unwrap_or_default();
+    Ok((applied, membership))
+}
+
+fn write_meta<T: Serialize>(conn: &Connection, key: &str, value: &T) -> rusqlite::Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, bytes],
+    )?;
+    Ok(())
+}
+
+fn dump(conn: &Connection) -> rusqlite::Result<String> {
+    let mut out = String::new();
+    for (table, order) in [
+        ("users", "id"),
+        ("appointments", "id"),
+        ("participants", "appointment_id, user_id"),
+        ("notifications", "id"),
+        ("audit", "seq"),
+        ("idempotency", "actor, request_id"),
+    ] {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
+        let cols = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            out.push_str(table);
+            for i in 0..cols {
+                let v: rusqlite::types::Value = row.get(i)?;
+                out.push_str(&format!("|{v:?}"));
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+impl Inner {
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => sqlite::open_reader(&self.path).map_err(|e| read_sm(&e))?,
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        result
+    }
+
+    fn current_snapshot_file(&self) -> std::io::Result<Option<SnapshotFile>> {
+        match fs::read(self.snapshot_dir.join("current.json")) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(std::io::Error::other)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Make `file` (already durable in `snapshots/`) the current snapshot, atomically, and
+    /// delete the previous one.
+    fn set_current_snapshot(&self, meta: &SnapshotMeta, file: &str) -> std::io::Result<()> {
+        let previous = self.current_snapshot_file()?;
+        let record = SnapshotFile {
+            meta: meta.clone(),
+            file: file.to_owned(),
+        };
+        let tmp = self.snapshot_dir.join("current.json.tmp");
+        {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec(&record).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, self.snapshot_dir.join("current.json"))?;
+        fs::File::open(&self.snapshot_dir)?.sync_all()?;
+        if let Some(prev) = previous
+            && prev.file != file
+        {
+            let _ = fs::remove_file(self.snapshot_dir.join(prev.file));
+        }
+        Ok(())
+    }
+
+    fn build_snapshot(&self) -> Result<Snapshot, StorageError> {
+        let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let file = format!("{}.db", Uuid::now_v7());
+        let path = self.snapshot_dir.join(&file);
+        let snap_err = |e: &dyn std::error::Error| -> StorageError {
+            StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
+        };
+        // VACUUM INTO reads one consistent view; the copy carries its own last_applied and
+        // membership, which become the snapshot's metadata.
+        self.with_reader(|conn| {
+            conn.execute("VACUUM INTO ?1", [path.to_string_lossy()])
+                .map(|_| ())
+                .map_err(|e| snap_err(&e))
+        })?;
+        let (last_applied, membership) = {
+            let copy = Connection::open(&path).map_err(|e| snap_err(&e))?;
+            read_applied(&copy).map_err(|e| snap_err(&e))?
+        };
+        fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| snap_err(&e))?;
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, file.trim_end_matches(".db")),
+            None => format!("0-0-{}", file.trim_end_matches(".db")),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        self.set_current_snapshot(&meta, &file).map_err(|e| snap_err(&e))?;
+        let data = fs::read(&path).map_err(|e| snap_err(&e))?;
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+
+    fn install_snapshot(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<u64, StorageError> {
+        let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let sig = Some(meta.signature());
+        let snap_err = |e: &dyn std::error::Error| -> StorageError {
+            StorageIOError::write_snapshot(sig.clone(), &std::io::Error::other(e.to_string())).into()
+        };
+        let file = format!("{}.db", Uuid::now_v7());
+        let path = self.snapshot_dir.join(&file);
+        {
+            let mut f = fs::File::create(&path).map_err(|e| snap_err(&e))?;
+            f.write_all(&data).map_err(|e| snap_err(&e))?;
+            f.sync_all().map_err(|e| snap_err(&e))?;
+        }
+        let src = Connection::open(&path).map_err(|e| snap_err(&e))?;
+        let (applied, _) = read_applied(&src).map_err(|e| snap_err(&e))?;
+        if applied != meta.last_log_id {
+            let _ = fs::remove_file(&path);
+            return Err(snap_err(&std::io::Error::other(format!(
+                "snapshot data is at {applied:?}, metadata says {:?}",
+                meta.last_log_id
+            ))));
+        }
+        {
+            let mut dst = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            // One step copies every page inside one write transaction: atomic.
+            let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(|e| snap_err(&e))?;
+            backup.step(-1).map_err(|e| snap_err(&e))?;
+            drop(backup);
+            schema::migrate(&mut dst).map_err(|e| snap_err(&e))?;
+        }
+        drop(src);
+        self.set_current_snapshot(meta, &file).map_err(|e| snap_err(&e))?;
+        let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+        tracing::info!(snapshot = %meta.snapshot_id, index, "snapshot installed");
+        Ok(index)
+    }
+
+    fn apply_batch(&self, entries: Vec<Entry>) -> Result<(u64, Vec<ApplyResponse>), StorageError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tx = conn.transaction().map_err(|e| write_sm(&e))?;
+        let mut responses = Vec::with_capacity(entries.len());
+        let mut last = None;
+        for entry in entries {
+            let revision = entry.log_id.index;
+            match entry.payload {
+                EntryPayload::Blank => responses.push(ApplyResponse(None)),
+                EntryPayload::Normal(ref req) => {
+                    let result = apply::execute(&mut tx, revision, req).map_err(|e| write_sm(&e))?;
+                    responses.push(ApplyResponse(Some(result)));
+                }
+                EntryPayload::Membership(ref m) => {
+                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                    write_meta(&tx, "membership", &stored).map_err(|e| write_sm(&e))?;
+                    responses.push(ApplyResponse(None));
+                }
+            }
+            last = Some(entry.log_id);
+        }
+        if let Some(log_id) = last {
+            write_meta(&tx, "last_applied", &log_id).map_err(|e| write_sm(&e))?;
+        }
+        tx.commit().map_err(|e| write_sm(&e))?;
+        Ok((last.map(|l| l.index).unwrap_or(0), responses))
+    }
+}
+
+/// Builds snapshots from a consistent copy of the state database.
+pub struct SnapshotBuilder {
+    inner: Arc<Inner>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.build_snapshot()).await
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            read_applied(&conn).map_err(|e| read_sm(&e))
+        })
+        .await
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.clone();
+        let (applied, responses) = blocking(move || inner.apply_batch(entries)).await?;
+        self.inner.applied.send_replace(applied);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            inner: self.inner.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+        let inner = self.inner.clone();
+        let meta_owned = meta.clone();
+        let index = blocking(move || inner.install_snapshot(&meta_owned, snapshot.into_inner())).await?;
+        self.inner.applied.send_replace(index);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let Some(record) = inner.current_snapshot_file().map_err(|e| read_sm(&e))? else {
+                return Ok(None);
+            };
+            let data = fs::read(inner.snapshot_dir.join(&record.file)).map_err(|e| read_sm(&e))?;
+            Ok(Some(Snapshot {
+                meta: record.meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
+        })
+        .await
+    }
+}

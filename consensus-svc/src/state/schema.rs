@@ -1,0 +1,91 @@
+//! Versioned, additive migrations of the agenda database (`PRAGMA user_version`).
+//! A migration never drops data; each runs in one transaction.
+
+use rusqlite::Connection;
+
+/// Migrations in order; index + 1 is the `user_version` after running it.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, personal appointments, notifications, audit, idempotency.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE users (
+         id TEXT PRIMARY KEY,
+         username TEXT NOT NULL UNIQUE,
+         email TEXT NOT NULL UNIQUE,
+         display_name TEXT NOT NULL,
+         password_hash TEXT NOT NULL,
+         feed_token TEXT NOT NULL UNIQUE,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         password_changed_at INTEGER NOT NULL
+     );
+     CREATE TABLE appointments (
+         id TEXT PRIMARY KEY,
+         owner_id TEXT NOT NULL REFERENCES users(id),
+         group_id TEXT,
+         title TEXT NOT NULL,
+         description TEXT NOT NULL,
+         start_ms INTEGER NOT NULL,
+         end_ms INTEGER NOT NULL,
+         privacy TEXT NOT NULL,
+         status TEXT NOT NULL,
+         version INTEGER NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     );
+     CREATE INDEX appointments_group ON appointments(group_id);
+     CREATE TABLE participants (
+         appointment_id TEXT NOT NULL REFERENCES appointments(id) ON DELETE CASCADE,
+         user_id TEXT NOT NULL REFERENCES users(id),
+         status TEXT NOT NULL,
+         conflict INTEGER NOT NULL DEFAULT 0,
+         PRIMARY KEY (appointment_id, user_id)
+     );
+     CREATE INDEX participants_user ON participants(user_id, status);
+     CREATE TABLE notifications (
+         id TEXT PRIMARY KEY,
+         revision INTEGER NOT NULL,
+         user_id TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         payload TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         read INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX notifications_revision ON notifications(revision);
+     CREATE INDEX notifications_user ON notifications(user_id, revision);
+     CREATE TABLE audit (
+         seq INTEGER PRIMARY KEY,
+         revision INTEGER NOT NULL,
+         at_ms INTEGER NOT NULL,
+         component TEXT NOT NULL,
+         action TEXT NOT NULL,
+         actor TEXT,
+         outcome TEXT NOT NULL,
+         level TEXT NOT NULL,
+         request_id TEXT NOT NULL,
+         node TEXT NOT NULL
+     );
+     CREATE INDEX audit_request ON audit(request_id);
+     CREATE TABLE idempotency (
+         actor TEXT NOT NULL,
+         request_id TEXT NOT NULL,
+         request_hash TEXT NOT NULL,
+         revision INTEGER NOT NULL,
+         outcome TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         PRIMARY KEY (actor, request_id)
+     );
+     CREATE INDEX idempotency_created ON idempotency(created_at);",
+];
+
+/// Bring the database to the newest schema.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "state database migrated");
+    }
+    Ok(())
+}

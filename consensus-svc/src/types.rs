@@ -1,0 +1,58 @@
+//! The openraft type configuration of the store.
+
+use std::fmt;
+use std::io::Cursor;
+
+use agenda_shared::command::{ExecuteResult, Request};
+use serde::{Deserialize, Serialize};
+
+/// A Raft node as recorded in the membership: where to reach it and which slot it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// gRPC address of the store, `host:port`.
+    pub addr: String,
+    /// Slot identity (`agenda-3`): one slot may change Raft id when its volume is lost.
+    pub node_name: String,
+}
+
+impl fmt::Display for NodeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.node_name, self.addr)
+    }
+}
+
+/// What applying one log entry returns to the proposer. Blank and membership entries
+/// carry no result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyResponse(pub Option<ExecuteResult>);
+
+openraft::declare_raft_types!(
+    /// Type configuration of Agenda's Raft group.
+    pub TypeConfig:
+        D = Request,
+        R = ApplyResponse,
+        NodeId = u64,
+        Node = NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle of a store.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// Raft node id (a store incarnation).
+pub type NodeId = u64;
+/// A log entry.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// A log id.
+pub type LogId = openraft::LogId<NodeId>;
+/// The vote.
+pub type Vote = openraft::Vote<NodeId>;
+/// Storage errors reported to openraft.
+pub type StorageError = openraft::StorageError<NodeId>;
+/// A membership as stored with its log id.
+pub type StoredMembership = openraft::StoredMembership<NodeId, NodeInfo>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
+/// A snapshot with its data.
+pub type Snapshot = openraft::Snapshot<TypeConfig>;

@@ -1,0 +1,28 @@
+//! `agenda-shared`: the contract every Agenda sidecar shares.
+//!
+//! - [`proto`]: the gRPC services (Raft transport, Store, Admin) generated from
+//!   `proto/agenda.proto` without a system `protoc`.
+//! - [`command`], [`query`], [`model`], [`status`]: the typed documents carried inside those
+//!   RPCs (commands proposed to the log, their outcomes, reads, store status).
+//! - [`auth`]: HMAC-SHA256 signing and verification of every cluster RPC (tower layers).
+//! - [`config`], [`telemetry`], [`shutdown`]: helpers the binaries use to load layered
+//!   configuration, start tracing and turn SIGINT/SIGTERM into a cancellation token.
+//!
+//! The crate has no side effects of its own: nothing here reads the environment or
+//! installs handlers unless a binary calls it.
+
+pub mod auth;
+pub mod command;
+pub mod config;
+pub mod model;
+pub mod query;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+pub mod validate;
+
+/// Generated protobuf/gRPC code (package `agenda.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("agenda.v1");
+}

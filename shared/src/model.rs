@@ -1,0 +1,235 @@
+//! Entities of the agenda as the store returns them.
+//!
+//! Instants are UTC milliseconds since the Unix epoch (`*_ms`); api-svc renders them as
+//! RFC 3339. Ids are UUIDv7 chosen by the proposer.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A registered user, without credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable id.
+    pub id: Uuid,
+    /// Lower-case login name, unique.
+    pub username: String,
+    /// Lower-case e-mail address, unique.
+    pub email: String,
+    /// Free-form name shown to others.
+    pub display_name: String,
+    /// Creation instant (ms).
+    pub created_at_ms: i64,
+    /// Last profile change (ms).
+    pub updated_at_ms: i64,
+    /// Last password change (ms); tokens issued before it are invalid.
+    pub password_changed_at_ms: i64,
+}
+
+/// What login needs: never leaves the cluster's trusted components.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Who may see an appointment's title and description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Privacy {
+    /// Whoever can see the slot sees the details.
+    #[default]
+    Full,
+    /// Only the owner, participants and senior group members see details; others see "Busy".
+    Freebusy,
+}
+
+impl Privacy {
+    /// Stable text form, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privacy::Full => "full",
+            Privacy::Freebusy => "freebusy",
+        }
+    }
+
+    /// Parse the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Privacy::Full),
+            "freebusy" => Some(Privacy::Freebusy),
+            _ => None,
+        }
+    }
+}
+
+/// Lifecycle of an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    /// Happening (personal appointments, accepted group ones).
+    Confirmed,
+    /// Waiting for every participant of a non-hierarchical group to accept.
+    Tentative,
+    /// Cancelled (declined, group deleted or deleted by its owner).
+    Cancelled,
+}
+
+impl AppointmentStatus {
+    /// Stable text form, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppointmentStatus::Confirmed => "confirmed",
+            AppointmentStatus::Tentative => "tentative",
+            AppointmentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parse the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confirmed" => Some(AppointmentStatus::Confirmed),
+            "tentative" => Some(AppointmentStatus::Tentative),
+            "cancelled" => Some(AppointmentStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// A participant's answer to an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantStatus {
+    /// Must answer.
+    Pending,
+    /// Said yes.
+    Accepted,
+    /// Said no.
+    Declined,
+    /// Booked without asking (junior member of a hierarchical group).
+    Auto,
+}
+
+impl ParticipantStatus {
+    /// Stable text form, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParticipantStatus::Pending => "pending",
+            ParticipantStatus::Accepted => "accepted",
+            ParticipantStatus::Declined => "declined",
+            ParticipantStatus::Auto => "auto",
+        }
+    }
+
+    /// Parse the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(ParticipantStatus::Pending),
+            "accepted" => Some(ParticipantStatus::Accepted),
+            "declined" => Some(ParticipantStatus::Declined),
+            "auto" => Some(ParticipantStatus::Auto),
+            _ => None,
+        }
+    }
+
+    /// Whether this status blocks the participant's time.
+    pub fn is_busy(self) -> bool {
+        matches!(self, ParticipantStatus::Accepted | ParticipantStatus::Auto)
+    }
+}
+
+/// One participant of an appointment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The participant.
+    pub user_id: Uuid,
+    /// Their answer.
+    pub status: ParticipantStatus,
+    /// Whether accepting would double-book them (computed when invited or rescheduled).
+    pub conflict: bool,
+}
+
+/// An appointment as the caller may see it (details masked per privacy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appointment {
+    /// Stable id.
+    pub id: Uuid,
+    /// Creator and owner.
+    pub owner_id: Uuid,
+    /// Group for group appointments.
+    pub group_id: Option<Uuid>,
+    /// Title, or "Busy" when masked.
+    pub title: String,
+    /// Description, empty when masked.
+    pub description: String,
+    /// Start (inclusive, ms).
+    pub start_ms: i64,
+    /// End (exclusive, ms).
+    pub end_ms: i64,
+    /// Privacy level.
+    pub privacy: Privacy,
+    /// Lifecycle status.
+    pub status: AppointmentStatus,
+    /// Optimistic-concurrency version, bumped on every change.
+    pub version: u64,
+    /// Whether title and description were hidden from the caller.
+    pub masked: bool,
+    /// Creation instant (ms).
+    pub created_at_ms: i64,
+    /// Last change (ms).
+    pub updated_at_ms: i64,
+    /// Participants (the owner included).
+    pub participants: Vec<Participant>,
+}
+
+/// A notification addressed to one user, produced when a command is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Stable id.
+    pub id: Uuid,
+    /// Log index of the command that produced it.
+    pub revision: u64,
+    /// Recipient.
+    pub user_id: Uuid,
+    /// Kind (`invite`, `appointment_updated`, ...).
+    pub kind: String,
+    /// Kind-specific JSON object.
+    pub payload: serde_json::Value,
+    /// Creation instant (ms, the proposer's clock).
+    pub created_at_ms: i64,
+    /// Whether the recipient marked it read.
+    pub read: bool,
+}
+
+/// One replicated audit row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Log index of the command.
+    pub revision: u64,
+    /// Proposer's timestamp (ms).
+    pub at_ms: i64,
+    /// Component that wrote it (`store`).
+    pub component: String,
+    /// Command kind (`register_user`, ...), or node event.
+    pub action: String,
+    /// Acting user, if any.
+    pub actor: Option<Uuid>,
+    /// `accepted` or the rejection code.
+    pub outcome: String,
+    /// `info` for accepted, `warn` for rejected.
+    pub level: String,
+    /// Request id (idempotency key).
+    pub request_id: String,
+    /// Node that proposed the command.
+    pub node: String,
+}

@@ -1,0 +1,123 @@
+//! Reads served by the store (`Query` RPC). Authorization of reads happens in the store,
+//! against the state it reads, with the actor carried in the query.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::command::Rejection;
+use crate::model::{Appointment, AuditEntry, Credentials, Notification, User};
+
+/// Largest page any listing returns.
+pub const MAX_PAGE: u32 = 500;
+
+/// Position in a user's notification list (newest first): revision, then id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCursor {
+    /// Revision of the last notification of the previous page.
+    pub revision: u64,
+    /// Its id.
+    pub id: Uuid,
+}
+
+/// A read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Query {
+    /// A user by id.
+    User {
+        /// Target.
+        user_id: Uuid,
+    },
+    /// Credentials for login, by username or e-mail (case-insensitive).
+    Credentials {
+        /// Username or e-mail.
+        login: String,
+    },
+    /// An appointment, as `actor` may see it.
+    Appointment {
+        /// Reader.
+        actor: Uuid,
+        /// Target.
+        appointment_id: Uuid,
+    },
+    /// The actor's agenda over `[start_ms, end_ms)`.
+    Agenda {
+        /// Reader.
+        actor: Uuid,
+        /// Range start.
+        start_ms: i64,
+        /// Range end.
+        end_ms: i64,
+        /// Also list appointments the actor has not answered.
+        include_pending: bool,
+        /// Also list appointments the actor declined.
+        include_declined: bool,
+    },
+    /// Notifications of the actor, newest first, before a cursor.
+    Notifications {
+        /// Reader.
+        actor: Uuid,
+        /// Only unread ones.
+        unread_only: bool,
+        /// Only notifications older than this cursor (the previous page's `next`).
+        before: Option<NotificationCursor>,
+        /// Page size (capped at [`MAX_PAGE`]).
+        limit: u32,
+    },
+    /// Audit rows, newest first.
+    Audit {
+        /// Filter on action.
+        action: Option<String>,
+        /// Filter on level.
+        level: Option<String>,
+        /// Filter on request id.
+        request_id: Option<String>,
+        /// Only rows at or after this instant (ms).
+        since_ms: Option<i64>,
+        /// Page size (capped at [`MAX_PAGE`]).
+        limit: u32,
+    },
+}
+
+/// Result of a [`Query`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QueryResult {
+    /// See [`Query::User`].
+    User {
+        /// The user.
+        user: User,
+    },
+    /// See [`Query::Credentials`].
+    Credentials {
+        /// The credentials.
+        credentials: Credentials,
+    },
+    /// See [`Query::Appointment`].
+    Appointment {
+        /// The appointment.
+        appointment: Appointment,
+    },
+    /// See [`Query::Agenda`].
+    Appointments {
+        /// Ordered by start, then id.
+        appointments: Vec<Appointment>,
+    },
+    /// See [`Query::Notifications`].
+    Notifications {
+        /// Newest first.
+        notifications: Vec<Notification>,
+        /// Cursor of the next (older) page, if there is one.
+        next: Option<NotificationCursor>,
+        /// Unread count of the actor.
+        unread: u64,
+    },
+    /// See [`Query::Audit`].
+    Audit {
+        /// Newest first.
+        entries: Vec<AuditEntry>,
+    },
+}
+
+/// What the store answers to a query: a result or a refusal (not found, forbidden).
+pub type QueryOutcome = Result<QueryResult, Rejection>;

@@ -1,0 +1,43 @@
+//! A store's view of the cluster (`Status` RPC), shown by `/api/cluster/status`.
+
+use serde::{Deserialize, Serialize};
+
+/// One member of the Raft membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Raft id (the store's incarnation).
+    pub raft_id: u64,
+    /// Slot name, e.g. `agenda-3`.
+    pub node_name: String,
+    /// gRPC address.
+    pub addr: String,
+    /// Voter or learner.
+    pub voter: bool,
+    /// Last log index known replicated to it (leader only).
+    pub matched_index: Option<u64>,
+}
+
+/// Status of one store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    /// Slot name.
+    pub node_name: String,
+    /// Raft id.
+    pub raft_id: u64,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// Known leader.
+    pub leader_id: Option<u64>,
+    /// Leader's gRPC address, when known.
+    pub leader_addr: Option<String>,
+    /// Last index in the local log.
+    pub last_log_index: Option<u64>,
+    /// Last applied index (the replica's revision).
+    pub applied_index: Option<u64>,
+    /// Last index covered by the local snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Current membership.
+    pub members: Vec<MemberStatus>,
+}

@@ -1,0 +1,29 @@
+//! Tracing set-up for the binaries: human-readable logs on a terminal, JSON in containers
+//! (`LOG_FORMAT=json`), level from `RUST_LOG` (default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber. Call once, from `main`.
+pub fn init(json: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Install a subscriber for tests: silent unless `TEST_LOG` is set. Safe to call many times.
+pub fn init_for_tests() {
+    if std::env::var_os("TEST_LOG").is_none() {
+        return;
+    }
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
