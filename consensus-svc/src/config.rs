@@ -90,7 +90,8 @@ impl Timings {
             max_payload_entries: 512,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_logs,
-            purge_batch_size: 256,
+            // Purge in batches, but never wait for more entries than a snapshot interval.
+            purge_batch_size: self.snapshot_every.clamp(1, 256),
             ..Default::default()
         }
         .validate()

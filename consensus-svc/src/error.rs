@@ -10,6 +10,9 @@ use crate::types::StorageError;
 pub const LEADER_ADDR_KEY: &str = "x-agenda-leader-addr";
 /// gRPC metadata key carrying a retry hint in milliseconds on `UNAVAILABLE`.
 pub const RETRY_AFTER_KEY: &str = "x-agenda-retry-after-ms";
+/// gRPC metadata key naming the [`StoreError`] kind, so a forwarding store (or api-svc)
+/// can tell "the leader moved" from "the quorum is gone" from a transport failure.
+pub const ERROR_KIND_KEY: &str = "x-agenda-error";
 
 /// What can go wrong serving a store RPC.
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +58,30 @@ pub enum StoreError {
     ShuttingDown,
 }
 
+impl StoreError {
+    /// Stable kind name sent in [`ERROR_KIND_KEY`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::NotLeader { .. } => "not_leader",
+            StoreError::NoLeader => "no_leader",
+            StoreError::QuorumUnavailable(_) => "quorum_unavailable",
+            StoreError::RevisionNotReached { .. } => "revision_not_reached",
+            StoreError::BadRequest(_) => "bad_request",
+            StoreError::Membership(_) => "membership",
+            StoreError::Storage(_) => "storage",
+            StoreError::Fatal(_) => "fatal",
+            StoreError::Forwarded(_) => "forwarded",
+            StoreError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
 /// How long a client should wait before retrying when no leader is known.
 const RETRY_HINT: Duration = Duration::from_millis(500);
 
 impl From<StoreError> for tonic::Status {
     fn from(e: StoreError) -> Self {
+        let kind = e.kind();
         let mut status = match &e {
             StoreError::NotLeader { .. } | StoreError::NoLeader | StoreError::QuorumUnavailable(_) => {
                 tonic::Status::unavailable(e.to_string())
@@ -81,6 +103,9 @@ impl From<StoreError> for tonic::Status {
         {
             status.metadata_mut().insert(LEADER_ADDR_KEY, v);
         }
+        status
+            .metadata_mut()
+            .insert(ERROR_KIND_KEY, MetadataValue::from_static(kind));
         if status.code() == tonic::Code::Unavailable {
             status
                 .metadata_mut()

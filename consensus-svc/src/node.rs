@@ -4,22 +4,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use agenda_shared::command::{ExecuteResult, Request};
 use agenda_shared::model::Notification;
+use agenda_shared::proto::store_client::StoreClient;
 use agenda_shared::proto::{ExecuteRequest, QueryRequest};
 use agenda_shared::query::{Query, QueryOutcome};
 use agenda_shared::status::{MemberStatus, StoreStatus};
 use openraft::ServerState;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Timings;
-use crate::error::StoreError;
+use crate::error::{ERROR_KIND_KEY, StoreError};
 use crate::faults::Faults;
-use crate::peers::Peers;
+use crate::peers::{Peers, SignedChannel};
 use crate::state::StateStore;
 use crate::types::{NodeId, NodeInfo, Raft};
 
@@ -61,10 +62,9 @@ impl StoreNode {
         &self.state
     }
 
-    /// Wait (bounded) until some leader is known; returns it.
-    async fn known_leader(&self) -> Option<(NodeId, Option<NodeInfo>)> {
+    /// Wait (until `deadline`) for some leader to be known; returns it.
+    async fn known_leader(&self, deadline: Instant) -> Option<(NodeId, Option<NodeInfo>)> {
         let mut rx = self.raft.metrics();
-        let deadline = tokio::time::Instant::now() + self.timings.leader_wait();
         loop {
             let found = {
                 let m = rx.borrow_and_update();
@@ -83,12 +83,19 @@ impl StoreNode {
         }
     }
 
-    /// Propose a command. A follower forwards it to the leader (same request id); without
-    /// a leader the caller gets `Unavailable` and nothing is written locally.
+    /// Propose a command. A follower forwards it to the leader (same request id, so a
+    /// retry after a lost reply is applied once); without a leader the caller gets
+    /// `Unavailable` and nothing is written locally. Bounded by the write timeout plus one
+    /// leader election.
     pub async fn execute(&self, req: Request, forwarded: bool) -> Result<ExecuteResult, StoreError> {
-        // Two rounds: an election can make this node the leader while we looked for one.
-        for _ in 0..2 {
-            let attempt = tokio::time::timeout(self.timings.write_timeout(), self.raft.client_write(req.clone())).await;
+        let deadline = Instant::now() + self.timings.write_timeout() + self.timings.leader_wait();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(
+                remaining.min(self.timings.write_timeout()),
+                self.raft.client_write(req.clone()),
+            )
+            .await;
             let err = match attempt {
                 Err(_) => {
                     return Err(StoreError::QuorumUnavailable(
@@ -106,56 +113,118 @@ impl StoreNode {
             let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
                 return Err(StoreError::Fatal(err.to_string()));
             };
-            let leader = match (fwd.leader_id, fwd.leader_node.clone()) {
-                (Some(id), node) => Some((id, node)),
-                (None, _) => self.known_leader().await,
-            };
-            let Some((leader_id, leader_node)) = leader else {
-                return Err(StoreError::NoLeader);
-            };
-            if leader_id == self.raft_id {
-                continue;
-            }
-            let Some(node) = leader_node else {
-                return Err(StoreError::NoLeader);
-            };
+            let leader = self.leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline).await?;
+            let Some((leader_id, node)) = leader else { continue };
             if forwarded {
                 return Err(StoreError::NotLeader {
                     leader_addr: Some(node.addr),
                 });
             }
-            return self.forward_execute(&node, &req).await;
+            match self.forward_execute(&node, &req, deadline).await {
+                Err(Retry::Again) => self.wait_leader_change(leader_id, deadline).await?,
+                Err(Retry::Fail(e)) => return Err(e),
+                Ok(result) => return Ok(result),
+            }
         }
-        Err(StoreError::NoLeader)
     }
 
-    async fn forward_execute(&self, leader: &NodeInfo, req: &Request) -> Result<ExecuteResult, StoreError> {
-        if self.faults.blocked(&self.name, &leader.node_name) {
-            return Err(StoreError::NoLeader);
+    /// Resolve where to send a request: `Ok(Some(leader))` for another node, `Ok(None)` when
+    /// this node became the leader (try locally again), `Err` when no leader appears in time.
+    async fn leader_from_hint(
+        &self,
+        leader_id: Option<NodeId>,
+        leader_node: Option<NodeInfo>,
+        deadline: Instant,
+    ) -> Result<Option<(NodeId, NodeInfo)>, StoreError> {
+        let (id, node) = match leader_id {
+            Some(id) => (id, leader_node),
+            None => self.known_leader(deadline).await.ok_or(StoreError::NoLeader)?,
+        };
+        if id == self.raft_id {
+            return Ok(None);
         }
-        let mut client = self.peers.store(&leader.addr).map_err(|_| StoreError::NoLeader)?;
-        let request = serde_json::to_vec(req).map_err(|e| StoreError::BadRequest(e.to_string()))?;
-        let call = client.execute(ExecuteRequest {
-            request,
-            forwarded: true,
-        });
-        let reply = tokio::time::timeout(self.timings.write_timeout() + Duration::from_secs(1), call)
-            .await
-            .map_err(|_| StoreError::QuorumUnavailable("the leader did not answer in time".into()))?
-            .map_err(|status| match status.code() {
-                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
-                    StoreError::QuorumUnavailable(status.message().to_owned())
-                }
-                _ => StoreError::Forwarded(status),
-            })?
-            .into_inner();
-        let outcome = serde_json::from_slice(&reply.outcome)
-            .map_err(|e| StoreError::BadRequest(format!("leader answered an undecodable outcome: {e}")))?;
+        node.map(|n| Some((id, n))).ok_or(StoreError::NoLeader)
+    }
+
+    /// After a failed forward to `old`: wait until another leader is known or a short
+    /// pause has passed (the failure may have been a passing connection error).
+    /// `Err` once the request's deadline has passed.
+    async fn wait_leader_change(&self, old: NodeId, deadline: Instant) -> Result<(), StoreError> {
+        const PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+        let until = deadline.min(Instant::now() + PAUSE);
+        let mut rx = self.raft.metrics();
+        loop {
+            let current = rx.borrow_and_update().current_leader;
+            if current.is_some_and(|c| c != old) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(until, rx.changed()).await.is_err() {
+                return if Instant::now() >= deadline {
+                    Err(StoreError::NoLeader)
+                } else {
+                    Ok(())
+                };
+            }
+        }
+    }
+
+    async fn forward_execute(&self, leader: &NodeInfo, req: &Request, deadline: Instant) -> Result<ExecuteResult, Retry> {
+        let request = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::BadRequest(e.to_string())))?;
+        let reply = self
+            .forward(leader, deadline, |mut client| async move {
+                client.execute(ExecuteRequest { request, forwarded: true }).await
+            })
+            .await?;
+        let outcome = serde_json::from_slice(&reply.outcome).map_err(|e| {
+            Retry::Fail(StoreError::BadRequest(format!("leader answered an undecodable outcome: {e}")))
+        })?;
         Ok(ExecuteResult {
             revision: reply.revision,
             replayed: reply.replayed,
             outcome,
         })
+    }
+
+    /// Call the leader. Transport failures and "not the leader any more" answers mean
+    /// "retry after the next election"; every other answer is final.
+    async fn forward<T, F, Fut>(&self, leader: &NodeInfo, deadline: Instant, call: F) -> Result<T, Retry>
+    where
+        F: FnOnce(StoreClient<SignedChannel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        if self.faults.blocked(&self.name, &leader.node_name) {
+            return Err(Retry::Again);
+        }
+        let client = self.peers.store(&leader.addr).map_err(|_| Retry::Again)?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, call(client)).await {
+            Err(_) => Err(Retry::Fail(StoreError::QuorumUnavailable(
+                "the leader did not answer in time".into(),
+            ))),
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(status)) => {
+                let kind = status
+                    .metadata()
+                    .get(ERROR_KIND_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                match kind.as_deref() {
+                    // The leader answered: it is not the leader any more.
+                    Some("not_leader" | "no_leader" | "shutting_down") => Err(Retry::Again),
+                    // The leader answered with a final error.
+                    Some(_) => Err(Retry::Fail(StoreError::Forwarded(status))),
+                    // No kind: the call never reached our service (connection refused, reset).
+                    None if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                    ) =>
+                    {
+                        Err(Retry::Again)
+                    }
+                    None => Err(Retry::Fail(StoreError::Forwarded(status))),
+                }
+            }
+        }
     }
 
     /// Serve a read at the requested consistency.
@@ -169,27 +238,32 @@ impl StoreNode {
             ReadConsistency::Local => {}
             ReadConsistency::MinRevision(wanted) => self.wait_applied(wanted).await?,
             ReadConsistency::Linearizable => {
-                let check = tokio::time::timeout(self.timings.write_timeout(), self.raft.ensure_linearizable()).await;
-                match check {
-                    Err(_) => return Err(StoreError::QuorumUnavailable("read-index timed out".into())),
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        let Some(fwd) = e.forward_to_leader::<NodeInfo>() else {
-                            return Err(StoreError::QuorumUnavailable(e.to_string()));
-                        };
-                        let node = match fwd.leader_node.clone() {
-                            Some(n) => Some(n),
-                            None => self.known_leader().await.and_then(|(_, n)| n),
-                        };
-                        let Some(node) = node else {
-                            return Err(StoreError::NoLeader);
-                        };
-                        if forwarded {
-                            return Err(StoreError::NotLeader {
-                                leader_addr: Some(node.addr),
-                            });
-                        }
-                        return self.forward_query(&node, &query).await;
+                let deadline = Instant::now() + self.timings.write_timeout() + self.timings.leader_wait();
+                loop {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let check = tokio::time::timeout(remaining, self.raft.ensure_linearizable()).await;
+                    let err = match check {
+                        Err(_) => return Err(StoreError::QuorumUnavailable("read-index timed out".into())),
+                        Ok(Ok(_)) => break,
+                        Ok(Err(e)) => e,
+                    };
+                    let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
+                        return Err(StoreError::QuorumUnavailable(err.to_string()));
+                    };
+                    let Some((leader_id, node)) =
+                        self.leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline).await?
+                    else {
+                        continue;
+                    };
+                    if forwarded {
+                        return Err(StoreError::NotLeader {
+                            leader_addr: Some(node.addr),
+                        });
+                    }
+                    match self.forward_query(&node, &query, deadline).await {
+                        Err(Retry::Again) => self.wait_leader_change(leader_id, deadline).await?,
+                        Err(Retry::Fail(e)) => return Err(e),
+                        Ok(result) => return Ok(result),
                     }
                 }
             }
@@ -197,30 +271,23 @@ impl StoreNode {
         Ok(self.state.query(query).await?)
     }
 
-    async fn forward_query(&self, leader: &NodeInfo, query: &Query) -> Result<(u64, QueryOutcome), StoreError> {
-        if self.faults.blocked(&self.name, &leader.node_name) {
-            return Err(StoreError::NoLeader);
-        }
-        let mut client = self.peers.store(&leader.addr).map_err(|_| StoreError::NoLeader)?;
-        let bytes = serde_json::to_vec(query).map_err(|e| StoreError::BadRequest(e.to_string()))?;
-        let call = client.query(QueryRequest {
-            consistency: agenda_shared::proto::Consistency::Linearizable as i32,
-            min_revision: 0,
-            query: bytes,
-            forwarded: true,
-        });
-        let reply = tokio::time::timeout(self.timings.write_timeout() + Duration::from_secs(1), call)
-            .await
-            .map_err(|_| StoreError::QuorumUnavailable("the leader did not answer in time".into()))?
-            .map_err(|status| match status.code() {
-                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
-                    StoreError::QuorumUnavailable(status.message().to_owned())
-                }
-                _ => StoreError::Forwarded(status),
-            })?
-            .into_inner();
-        let outcome = serde_json::from_slice(&reply.result)
-            .map_err(|e| StoreError::BadRequest(format!("leader answered an undecodable result: {e}")))?;
+    async fn forward_query(&self, leader: &NodeInfo, query: &Query, deadline: Instant) -> Result<(u64, QueryOutcome), Retry> {
+        let bytes = serde_json::to_vec(query).map_err(|e| Retry::Fail(StoreError::BadRequest(e.to_string())))?;
+        let reply = self
+            .forward(leader, deadline, |mut client| async move {
+                client
+                    .query(QueryRequest {
+                        consistency: agenda_shared::proto::Consistency::Linearizable as i32,
+                        min_revision: 0,
+                        query: bytes,
+                        forwarded: true,
+                    })
+                    .await
+            })
+            .await?;
+        let outcome = serde_json::from_slice(&reply.result).map_err(|e| {
+            Retry::Fail(StoreError::BadRequest(format!("leader answered an undecodable result: {e}")))
+        })?;
         Ok((reply.revision, outcome))
     }
 
@@ -332,6 +399,14 @@ impl StoreNode {
             members,
         }
     }
+}
+
+/// Why forwarding to the leader did not produce an answer.
+enum Retry {
+    /// The leader is gone or moved: retry after the next election.
+    Again,
+    /// Final.
+    Fail(StoreError),
 }
 
 /// An item of the notification feed.

@@ -1,0 +1,369 @@
+//! The in-process cluster of stores.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agenda_shared::auth::{ClusterSecret, RpcAuth, SignLayer, SignService};
+use agenda_shared::command::{ExecuteResult, Request};
+use agenda_shared::proto::store_client::StoreClient;
+use agenda_shared::proto::{Consistency, ExecuteRequest, QueryRequest};
+use agenda_shared::query::{Query, QueryOutcome};
+use agenda_shared::status::StoreStatus;
+use consensus_svc::faults::Faults;
+use consensus_svc::node::StoreNode;
+use consensus_svc::types::{NodeId, NodeInfo};
+use consensus_svc::{App, AppError, Config, Timings};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::eventually;
+
+/// A Store gRPC client that signs its requests.
+pub type SignedStoreClient = StoreClient<SignService<Channel>>;
+
+/// Timings for tests: short elections so failovers happen quickly on a loaded 2-core box,
+/// but long enough that seven debug-build nodes in one process do not flap.
+pub fn test_timings() -> Timings {
+    Timings {
+        heartbeat_ms: 100,
+        election_min_ms: 700,
+        election_max_ms: 1400,
+        write_timeout_ms: 4000,
+        snapshot_every: 10_000,
+        keep_logs: 1000,
+        connect_timeout_ms: 300,
+        drain_ms: 2000,
+    }
+}
+
+struct Running {
+    token: CancellationToken,
+    handle: JoinHandle<Result<(), AppError>>,
+    node: StoreNode,
+}
+
+struct Slot {
+    name: String,
+    dir: PathBuf,
+    addr: SocketAddr,
+    raft_id: NodeId,
+    running: Option<Running>,
+}
+
+/// What a client call through the harness can fail with.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The store answered with a gRPC error.
+    Status(tonic::Status),
+    /// The reply could not be decoded.
+    Decode(String),
+}
+
+impl ClientError {
+    /// The gRPC code, if the store answered.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Status(s) => Some(s.code()),
+            ClientError::Decode(_) => None,
+        }
+    }
+}
+
+/// N stores in this process.
+pub struct TestCluster {
+    secret: ClusterSecret,
+    faults: Arc<Faults>,
+    timings: Timings,
+    _root: TempDir,
+    slots: Vec<Slot>,
+}
+
+impl TestCluster {
+    /// Start `n` stores with [`test_timings`] and initialise them as one cluster of `n`
+    /// voters; returns once a leader is known everywhere.
+    pub async fn start(n: usize) -> Self {
+        Self::start_with(n, test_timings()).await
+    }
+
+    /// Like [`TestCluster::start`] with custom timings.
+    pub async fn start_with(n: usize, timings: Timings) -> Self {
+        agenda_shared::telemetry::init_for_tests();
+        let root = TempDir::new().expect("temp dir");
+        let secret = ClusterSecret::new(format!("test-secret-{}", uuid::Uuid::new_v4().simple())).expect("secret");
+        let mut cluster = Self {
+            secret,
+            faults: Arc::new(Faults::default()),
+            timings,
+            slots: Vec::new(),
+            _root: root,
+        };
+        for i in 0..n {
+            let name = format!("agenda-{}", i + 1);
+            let dir = cluster._root.path().join(&name);
+            cluster.slots.push(Slot {
+                name,
+                dir,
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                raft_id: 0,
+                running: None,
+            });
+            cluster.launch(i).await;
+        }
+        let members: BTreeMap<NodeId, NodeInfo> = cluster
+            .slots
+            .iter()
+            .map(|s| {
+                (
+                    s.raft_id,
+                    NodeInfo {
+                        addr: s.addr.to_string(),
+                        node_name: s.name.clone(),
+                    },
+                )
+            })
+            .collect();
+        cluster.node(0).raft().initialize(members).await.expect("initialize");
+        cluster.wait_for_leader(&(0..n).collect::<Vec<_>>()).await;
+        cluster
+    }
+
+    async fn launch(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let config = Config {
+            node_name: slot.name.clone(),
+            data_dir: slot.dir.clone(),
+            listen_addr: slot.addr,
+            advertise_addr: None,
+            secret: self.secret.clone(),
+            timings: self.timings.clone(),
+            faults: self.faults.clone(),
+        };
+        // Re-binding the same port right after a stop can race the old socket's close.
+        let app = {
+            let mut attempt = 0;
+            loop {
+                match App::build(config.clone()).await {
+                    Ok(app) => break app,
+                    Err(AppError::Bind { .. }) if attempt < 50 => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("store {} failed to start: {e}", slot.name),
+                }
+            }
+        };
+        slot.addr = app.grpc_addr();
+        slot.raft_id = app.raft_id();
+        let node = app.node();
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run(token.clone()));
+        slot.running = Some(Running { token, handle, node });
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the cluster has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The shared cluster secret.
+    pub fn secret(&self) -> &ClusterSecret {
+        &self.secret
+    }
+
+    /// Slot name of `i` (`agenda-{i+1}`).
+    pub fn name(&self, i: usize) -> &str {
+        &self.slots[i].name
+    }
+
+    /// gRPC address of `i`.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.slots[i].addr
+    }
+
+    /// Current Raft id of `i`.
+    pub fn raft_id(&self, i: usize) -> NodeId {
+        self.slots[i].raft_id
+    }
+
+    /// Handle on a running store.
+    pub fn node(&self, i: usize) -> &StoreNode {
+        &self.slots[i].running.as_ref().unwrap_or_else(|| panic!("slot {i} is stopped")).node
+    }
+
+    /// Whether slot `i` runs.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.slots[i].running.is_some()
+    }
+
+    /// Indexes of running slots.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.slots.len()).filter(|&i| self.is_running(i)).collect()
+    }
+
+    /// Stop slot `i` gracefully; its data stays.
+    pub async fn stop(&mut self, i: usize) {
+        let running = self.slots[i].running.take().expect("slot already stopped");
+        running.token.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(15), running.handle)
+            .await
+            .expect("store stops within 15 s")
+            .expect("store task");
+        result.expect("store stopped cleanly");
+    }
+
+    /// Start slot `i` again on the same address with the same data.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(!self.is_running(i), "slot {i} is running");
+        self.launch(i).await;
+    }
+
+    /// Stop slot `i` if running, delete its data and start it again: a new incarnation
+    /// (new Raft id) that is not a member of the cluster yet.
+    pub async fn wipe(&mut self, i: usize) {
+        if self.is_running(i) {
+            self.stop(i).await;
+        }
+        std::fs::remove_dir_all(&self.slots[i].dir).expect("remove data dir");
+        self.launch(i).await;
+    }
+
+    /// Cut slot `i` off from every other store.
+    pub fn isolate(&self, i: usize) {
+        self.faults.isolate(&self.slots[i].name);
+    }
+
+    /// Reconnect slot `i`.
+    pub fn heal(&self, i: usize) {
+        self.faults.heal(&self.slots[i].name);
+    }
+
+    /// Status of a running slot.
+    pub fn status(&self, i: usize) -> StoreStatus {
+        self.node(i).status()
+    }
+
+    /// Wait until every slot in `among` that runs agrees on one leader that is in `among`;
+    /// returns the leader's slot index.
+    pub async fn wait_for_leader(&self, among: &[usize]) -> usize {
+        eventually("a leader agreed on by the given slots", Duration::from_secs(30), || async {
+            let statuses: Vec<StoreStatus> = among
+                .iter()
+                .filter(|&&i| self.is_running(i))
+                .map(|&i| self.status(i))
+                .collect();
+            let leader = statuses.first()?.leader_id?;
+            if statuses.iter().any(|s| s.leader_id != Some(leader)) {
+                return None;
+            }
+            let slot = among.iter().copied().find(|&i| self.slots[i].raft_id == leader)?;
+            (self.is_running(slot) && self.status(slot).role == "leader").then_some(slot)
+        })
+        .await
+    }
+
+    /// Index of the slot the running stores currently call leader (waits for one).
+    pub async fn leader(&self) -> usize {
+        self.wait_for_leader(&self.running()).await
+    }
+
+    /// Wait until every slot in `among` has applied at least `revision`.
+    pub async fn wait_applied(&self, among: &[usize], revision: u64) {
+        eventually(
+            &format!("slots {among:?} applied revision {revision}"),
+            Duration::from_secs(30),
+            || async {
+                among
+                    .iter()
+                    .all(|&i| self.status(i).applied_index.unwrap_or(0) >= revision)
+                    .then_some(())
+            },
+        )
+        .await
+    }
+
+    /// A signed Store client to slot `i`.
+    pub fn client(&self, i: usize) -> SignedStoreClient {
+        self.client_signed_by(i, RpcAuth::new(self.secret.clone(), "test-client"))
+    }
+
+    /// A Store client to slot `i` signing with `auth` (e.g. a wrong secret).
+    pub fn client_signed_by(&self, i: usize, auth: RpcAuth) -> SignedStoreClient {
+        let channel = Endpoint::from_shared(format!("http://{}", self.slots[i].addr))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_millis(500))
+            .connect_lazy();
+        StoreClient::new(tower::ServiceBuilder::new().layer(SignLayer::new(auth)).service(channel))
+    }
+
+    /// An unsigned channel to slot `i`.
+    pub fn raw_channel(&self, i: usize) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.slots[i].addr))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_millis(500))
+            .connect_lazy()
+    }
+
+    /// Execute a request through slot `i`'s Store service.
+    pub async fn execute(&self, i: usize, req: &Request) -> Result<ExecuteResult, ClientError> {
+        let mut client = self.client(i);
+        let reply = client
+            .execute(ExecuteRequest {
+                request: serde_json::to_vec(req).expect("encode"),
+                forwarded: false,
+            })
+            .await
+            .map_err(ClientError::Status)?
+            .into_inner();
+        let outcome = serde_json::from_slice(&reply.outcome).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(ExecuteResult {
+            revision: reply.revision,
+            replayed: reply.replayed,
+            outcome,
+        })
+    }
+
+    /// Query through slot `i`.
+    pub async fn query(
+        &self,
+        i: usize,
+        query: &Query,
+        consistency: Consistency,
+        min_revision: u64,
+    ) -> Result<(u64, QueryOutcome), ClientError> {
+        let mut client = self.client(i);
+        let reply = client
+            .query(QueryRequest {
+                consistency: consistency as i32,
+                min_revision,
+                query: serde_json::to_vec(query).expect("encode"),
+                forwarded: false,
+            })
+            .await
+            .map_err(ClientError::Status)?
+            .into_inner();
+        let outcome = serde_json::from_slice(&reply.result).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok((reply.revision, outcome))
+    }
+
+    /// Canonical dump of slot `i`'s agenda tables.
+    pub async fn dump(&self, i: usize) -> String {
+        self.node(i).state().canonical_dump().await.expect("dump")
+    }
+
+    /// Stop every running slot (tests call it to end cleanly).
+    pub async fn shutdown(mut self) {
+        for i in self.running() {
+            self.stop(i).await;
+        }
+    }
+}

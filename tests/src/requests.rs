@@ -1,0 +1,63 @@
+//! Building command envelopes the way api-svc does: fresh UUIDv7 ids, the proposer's
+//! clock, a request id and a hash of the client-visible request.
+
+use agenda_shared::command::{Command, Request};
+use agenda_shared::model::Privacy;
+use uuid::Uuid;
+
+/// A fake but well-formed argon2id hash (apply only checks the format).
+pub const FAKE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Wrap a command in a request with a fresh request id.
+pub fn request(actor: Option<Uuid>, command: Command) -> Request {
+    let request_id = Uuid::now_v7().to_string();
+    Request {
+        request_hash: format!("{command:?}"),
+        request_id,
+        actor,
+        issued_at_ms: now_ms(),
+        node: "test".into(),
+        command,
+    }
+}
+
+/// A registration command for `username` (e-mail `username@example.org`).
+pub fn register(username: &str) -> (Uuid, Command) {
+    let id = Uuid::now_v7();
+    (
+        id,
+        Command::RegisterUser {
+            user_id: id,
+            username: username.into(),
+            email: format!("{username}@example.org"),
+            display_name: username.to_uppercase(),
+            password_hash: FAKE_HASH.into(),
+            feed_token: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+        },
+    )
+}
+
+/// A personal appointment command over `[start_ms, end_ms)`.
+pub fn appointment(title: &str, start_ms: i64, end_ms: i64) -> (Uuid, Command) {
+    let id = Uuid::now_v7();
+    (
+        id,
+        Command::CreateAppointment {
+            appointment_id: id,
+            group_id: None,
+            title: title.into(),
+            description: String::new(),
+            start_ms,
+            end_ms,
+            privacy: Privacy::Full,
+        },
+    )
+}
