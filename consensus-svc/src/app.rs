@@ -64,7 +64,12 @@ impl App {
     /// Open the databases, start Raft and bind the gRPC listener.
     pub async fn build(config: Config) -> Result<Self, AppError> {
         config.timings.validate().map_err(AppError::Config)?;
-        let raft_config = Arc::new(config.timings.raft_config().map_err(|e| AppError::Config(e.to_string()))?);
+        let raft_config = Arc::new(
+            config
+                .timings
+                .raft_config()
+                .map_err(|e| AppError::Config(e.to_string()))?,
+        );
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| AppError::Storage(format!("create {}: {e}", config.data_dir.display())))?;
 
@@ -92,10 +97,7 @@ impl App {
         let advertise_addr = config.advertise_addr.clone().unwrap_or_else(|| grpc_addr.to_string());
 
         let auth = RpcAuth::new(config.secret.clone(), config.node_name.clone());
-        let peers = Peers::new(
-            auth.clone(),
-            Duration::from_millis(config.timings.connect_timeout_ms),
-        );
+        let peers = Peers::new(auth.clone(), Duration::from_millis(config.timings.connect_timeout_ms));
         let network = Network {
             peers: peers.clone(),
             faults: config.faults.clone(),
@@ -171,9 +173,12 @@ impl App {
             ..
         } = self;
         let name = node.name.clone();
-        let raft_svc = RaftServer::new(RaftService { raft: node.raft.clone() })
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+        let raft_svc = RaftServer::new(RaftService {
+            raft: node.raft.clone(),
+            raft_id: node.raft_id,
+        })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
         let store_svc = StoreServer::new(StoreService { node: node.clone() })
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
@@ -198,9 +203,13 @@ impl App {
         tracing::info!(node = %name, "store stopping: no new requests, draining");
         internal.cancel();
         let result = match served {
-            Some(res) => res.map_err(|e| AppError::Raft(e.to_string())).and_then(|r| r.map_err(AppError::from)),
+            Some(res) => res
+                .map_err(|e| AppError::Raft(e.to_string()))
+                .and_then(|r| r.map_err(AppError::from)),
             None => match tokio::time::timeout(drain, &mut server).await {
-                Ok(res) => res.map_err(|e| AppError::Raft(e.to_string())).and_then(|r| r.map_err(AppError::from)),
+                Ok(res) => res
+                    .map_err(|e| AppError::Raft(e.to_string()))
+                    .and_then(|r| r.map_err(AppError::from)),
                 Err(_) => {
                     tracing::warn!(node = %name, "drain time exceeded; closing remaining connections");
                     server.abort();

@@ -100,7 +100,8 @@ fn get_meta<T: serde::de::DeserializeOwned>(conn: &Connection, key: &str) -> rus
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?;
     raw.map(|b| {
-        serde_json::from_slice(&b).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
+        serde_json::from_slice(&b)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
     })
     .transpose()
 }
@@ -214,10 +215,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let vote = *vote;
-        self.with_writer(move |conn| {
-            set_meta(conn, "vote", &vote).map_err(|e| StorageIOError::write_vote(&e).into())
-        })
-        .await
+        self.with_writer(move |conn| set_meta(conn, "vote", &vote).map_err(|e| StorageIOError::write_vote(&e).into()))
+            .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {

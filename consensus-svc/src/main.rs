@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env: EnvConfig = agenda_shared::config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let secret = agenda_shared::config::cluster_secret_from_env().context("cluster secret")?;
+    let secret = agenda_shared::auth::ClusterSecret::from_env().context("cluster secret")?;
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return healthcheck(env, secret).await;
     }
@@ -40,10 +40,7 @@ async fn healthcheck(env: EnvConfig, secret: agenda_shared::auth::ClusterSecret)
     let svc = tower::ServiceBuilder::new()
         .layer(SignLayer::new(RpcAuth::new(secret, node)))
         .service(channel);
-    let reply = StoreClient::new(svc)
-        .status(StatusRequest {})
-        .await
-        .context("status")?;
+    let reply = StoreClient::new(svc).status(StatusRequest {}).await.context("status")?;
     let status: agenda_shared::status::StoreStatus = serde_json::from_slice(&reply.into_inner().status)?;
     println!("{} {} term {}", status.node_name, status.role, status.term);
     Ok(())

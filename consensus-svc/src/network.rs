@@ -78,7 +78,13 @@ type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>
 impl PeerConnection {
     /// Send one RPC; transport failures become `Unreachable` (openraft backs off),
     /// a remote Raft error becomes `RemoteError`.
-    async fn call<Req, Resp, E>(&mut self, kind: RpcKind, req: &Req, blob: Vec<u8>, option: &RPCOption) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: RpcKind,
+        req: &Req,
+        blob: Vec<u8>,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -88,10 +94,17 @@ impl PeerConnection {
             return Err(RPCError::Unreachable(unreachable("cut off by fault injection")));
         }
         let Some(client) = self.client.as_mut() else {
-            return Err(RPCError::Unreachable(unreachable(format!("bad address {}", self.node.addr))));
+            return Err(RPCError::Unreachable(unreachable(format!(
+                "bad address {}",
+                self.node.addr
+            ))));
         };
         let data = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let payload = RaftPayload { data, blob };
+        let payload = RaftPayload {
+            data,
+            blob,
+            target: self.target,
+        };
         let call = async {
             match kind {
                 RpcKind::Append => client.append_entries(payload).await,

@@ -69,7 +69,11 @@ impl StoreNode {
             let found = {
                 let m = rx.borrow_and_update();
                 m.current_leader.map(|id| {
-                    let node = m.membership_config.nodes().find(|(nid, _)| **nid == id).map(|(_, n)| n.clone());
+                    let node = m
+                        .membership_config
+                        .nodes()
+                        .find(|(nid, _)| **nid == id)
+                        .map(|(_, n)| n.clone());
                     (id, node)
                 })
             };
@@ -113,7 +117,9 @@ impl StoreNode {
             let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
                 return Err(StoreError::Fatal(err.to_string()));
             };
-            let leader = self.leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline).await?;
+            let leader = self
+                .leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline)
+                .await?;
             let Some((leader_id, node)) = leader else { continue };
             if forwarded {
                 return Err(StoreError::NotLeader {
@@ -168,15 +174,27 @@ impl StoreNode {
         }
     }
 
-    async fn forward_execute(&self, leader: &NodeInfo, req: &Request, deadline: Instant) -> Result<ExecuteResult, Retry> {
+    async fn forward_execute(
+        &self,
+        leader: &NodeInfo,
+        req: &Request,
+        deadline: Instant,
+    ) -> Result<ExecuteResult, Retry> {
         let request = serde_json::to_vec(req).map_err(|e| Retry::Fail(StoreError::BadRequest(e.to_string())))?;
         let reply = self
             .forward(leader, deadline, |mut client| async move {
-                client.execute(ExecuteRequest { request, forwarded: true }).await
+                client
+                    .execute(ExecuteRequest {
+                        request,
+                        forwarded: true,
+                    })
+                    .await
             })
             .await?;
         let outcome = serde_json::from_slice(&reply.outcome).map_err(|e| {
-            Retry::Fail(StoreError::BadRequest(format!("leader answered an undecodable outcome: {e}")))
+            Retry::Fail(StoreError::BadRequest(format!(
+                "leader answered an undecodable outcome: {e}"
+            )))
         })?;
         Ok(ExecuteResult {
             revision: reply.revision,
@@ -250,8 +268,9 @@ impl StoreNode {
                     let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
                         return Err(StoreError::QuorumUnavailable(err.to_string()));
                     };
-                    let Some((leader_id, node)) =
-                        self.leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline).await?
+                    let Some((leader_id, node)) = self
+                        .leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline)
+                        .await?
                     else {
                         continue;
                     };
@@ -271,7 +290,12 @@ impl StoreNode {
         Ok(self.state.query(query).await?)
     }
 
-    async fn forward_query(&self, leader: &NodeInfo, query: &Query, deadline: Instant) -> Result<(u64, QueryOutcome), Retry> {
+    async fn forward_query(
+        &self,
+        leader: &NodeInfo,
+        query: &Query,
+        deadline: Instant,
+    ) -> Result<(u64, QueryOutcome), Retry> {
         let bytes = serde_json::to_vec(query).map_err(|e| Retry::Fail(StoreError::BadRequest(e.to_string())))?;
         let reply = self
             .forward(leader, deadline, |mut client| async move {
@@ -286,7 +310,9 @@ impl StoreNode {
             })
             .await?;
         let outcome = serde_json::from_slice(&reply.result).map_err(|e| {
-            Retry::Fail(StoreError::BadRequest(format!("leader answered an undecodable result: {e}")))
+            Retry::Fail(StoreError::BadRequest(format!(
+                "leader answered an undecodable result: {e}"
+            )))
         })?;
         Ok((reply.revision, outcome))
     }

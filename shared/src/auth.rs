@@ -331,13 +331,7 @@ impl RpcAuth {
     }
 
     /// Signs a request with an explicit timestamp and nonce (tests use this to forge variations).
-    pub fn sign_at(
-        &self,
-        path: &str,
-        body: &[u8],
-        timestamp_ms: i64,
-        nonce: &str,
-    ) -> SignedHeaders {
+    pub fn sign_at(&self, path: &str, body: &[u8], timestamp_ms: i64, nonce: &str) -> SignedHeaders {
         let timestamp = timestamp_ms.to_string();
         let mac = self.mac_for(path, &timestamp, nonce, &self.node_id, body);
         SignedHeaders {
@@ -350,22 +344,12 @@ impl RpcAuth {
 
     /// Verifies a request's authentication headers against its path and body, and records the
     /// nonce on success. Returns the authenticated sender's node id.
-    pub fn verify(
-        &self,
-        path: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<String, VerifyError> {
+    pub fn verify(&self, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<String, VerifyError> {
         let parsed = parse_headers(headers)?;
         self.verify_parsed(path, &parsed, body)
     }
 
-    fn verify_parsed(
-        &self,
-        path: &str,
-        parsed: &ParsedHeaders,
-        body: &[u8],
-    ) -> Result<String, VerifyError> {
+    fn verify_parsed(&self, path: &str, parsed: &ParsedHeaders, body: &[u8]) -> Result<String, VerifyError> {
         self.check_fresh(parsed.timestamp_ms)?;
         self.mac_for(path, &parsed.timestamp, &parsed.nonce, &parsed.node, body)
             .verify_slice(&parsed.signature)
@@ -394,14 +378,7 @@ impl RpcAuth {
         Ok(())
     }
 
-    fn mac_for(
-        &self,
-        path: &str,
-        timestamp: &str,
-        nonce: &str,
-        node: &str,
-        body: &[u8],
-    ) -> HmacSha256 {
+    fn mac_for(&self, path: &str, timestamp: &str, nonce: &str, node: &str, body: &[u8]) -> HmacSha256 {
         let body_hash = hex::encode(Sha256::digest(body));
         let mut mac = self.mac.clone();
         for part in [path, timestamp, nonce, node] {
@@ -432,12 +409,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str,
 
 fn parse_headers(headers: &HeaderMap) -> Result<ParsedHeaders, VerifyError> {
     // Presence of all four first, in a fixed order, so "missing" wins over "malformed".
-    for name in [
-        SIGNATURE_HEADER,
-        TIMESTAMP_HEADER,
-        NONCE_HEADER,
-        NODE_HEADER,
-    ] {
+    for name in [SIGNATURE_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, NODE_HEADER] {
         if !headers.contains_key(name) {
             return Err(VerifyError::Missing(name));
         }
@@ -509,8 +481,7 @@ impl ReplayCache {
     fn check_and_insert(&mut self, node: &str, nonce: &str, ttl: Duration, now: Instant) -> bool {
         let len = self.entries.len();
         let full = len >= self.capacity;
-        if len >= self.next_prune_len
-            || (full && now.saturating_duration_since(self.last_prune) >= FULL_PRUNE_INTERVAL)
+        if len >= self.next_prune_len || (full && now.saturating_duration_since(self.last_prune) >= FULL_PRUNE_INTERVAL)
         {
             self.prune(now);
         }
@@ -596,8 +567,7 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let bytes = body.collect().await.map_err(BoxError::from)?.to_bytes();
-            auth.sign(parts.uri.path(), &bytes)
-                .apply(&mut parts.headers);
+            auth.sign(parts.uri.path(), &bytes).apply(&mut parts.headers);
             let req = http::Request::from_parts(parts, rewrap(bytes));
             inner.call(req).await.map_err(Into::into)
         })
@@ -657,10 +627,7 @@ pub struct VerifyService<S> {
 
 impl<S> tower::Service<http::Request<Body>> for VerifyService<S>
 where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
 {
@@ -700,9 +667,7 @@ where
                             limit = max_body_bytes,
                             "rejected cluster RPC: request body too large"
                         );
-                        tonic::Status::resource_exhausted(format!(
-                            "request body exceeds {max_body_bytes} bytes"
-                        ))
+                        tonic::Status::resource_exhausted(format!("request body exceeds {max_body_bytes} bytes"))
                     } else {
                         match err.downcast::<tonic::Status>() {
                             Ok(status) => *status,
@@ -832,26 +797,17 @@ mod tests {
         let server = auth("srv");
         let signed = a.sign(PATH, b"body");
         let h = headers_of(&signed);
-        assert_eq!(
-            server.verify(PATH, &h, b"bodz"),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(server.verify(PATH, &h, b"bodz"), Err(VerifyError::BadSignature));
         assert_eq!(
             server.verify("/agenda.v1.Raft/Append", &h, b"body"),
             Err(VerifyError::BadSignature)
         );
         let mut h2 = h.clone();
         h2.insert(NODE_HEADER, HeaderValue::from_static("node-evil"));
-        assert_eq!(
-            server.verify(PATH, &h2, b"body"),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(server.verify(PATH, &h2, b"body"), Err(VerifyError::BadSignature));
         let mut h3 = h.clone();
         h3.insert(NONCE_HEADER, HeaderValue::from_static("othernonce"));
-        assert_eq!(
-            server.verify(PATH, &h3, b"body"),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(server.verify(PATH, &h3, b"body"), Err(VerifyError::BadSignature));
         // Untampered still verifies (failed attempts did not burn the nonce).
         assert_eq!(server.verify(PATH, &h, b"body").unwrap(), "node-a");
     }
@@ -862,23 +818,14 @@ mod tests {
         let server = auth("srv");
         let now = now_unix_ms();
         let old = a.sign_at(PATH, b"", now - 31_000, "n-old");
-        assert_eq!(
-            server.verify(PATH, &headers_of(&old), b""),
-            Err(VerifyError::Stale)
-        );
+        assert_eq!(server.verify(PATH, &headers_of(&old), b""), Err(VerifyError::Stale));
         let future = a.sign_at(PATH, b"", now + 31_000, "n-future");
-        assert_eq!(
-            server.verify(PATH, &headers_of(&future), b""),
-            Err(VerifyError::Stale)
-        );
+        assert_eq!(server.verify(PATH, &headers_of(&future), b""), Err(VerifyError::Stale));
         let ok = a.sign_at(PATH, b"", now - 25_000, "n-ok");
         assert!(server.verify(PATH, &headers_of(&ok), b"").is_ok());
         let narrow = auth("srv").with_window(Duration::from_secs(1));
         let two_s = a.sign_at(PATH, b"", now - 2_000, "n-2s");
-        assert_eq!(
-            narrow.verify(PATH, &headers_of(&two_s), b""),
-            Err(VerifyError::Stale)
-        );
+        assert_eq!(narrow.verify(PATH, &headers_of(&two_s), b""), Err(VerifyError::Stale));
     }
 
     #[test]
@@ -889,10 +836,7 @@ mod tests {
         assert!(server.verify(PATH, &h, b"x").is_ok());
         assert_eq!(server.verify(PATH, &h, b"x"), Err(VerifyError::Replayed));
         // Clones share the cache.
-        assert_eq!(
-            server.clone().verify(PATH, &h, b"x"),
-            Err(VerifyError::Replayed)
-        );
+        assert_eq!(server.clone().verify(PATH, &h, b"x"), Err(VerifyError::Replayed));
         // Same nonce from another node is a different key.
         let b = auth("node-b");
         let hb = headers_of(&b.sign_at(PATH, b"x", now_unix_ms(), &a_nonce(&h)));
@@ -935,18 +879,10 @@ mod tests {
         let a = auth("node-a");
         let server = auth("srv");
         let signed = a.sign(PATH, b"x");
-        for name in [
-            SIGNATURE_HEADER,
-            TIMESTAMP_HEADER,
-            NONCE_HEADER,
-            NODE_HEADER,
-        ] {
+        for name in [SIGNATURE_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, NODE_HEADER] {
             let mut h = headers_of(&signed);
             h.remove(name);
-            assert_eq!(
-                server.verify(PATH, &h, b"x"),
-                Err(VerifyError::Missing(name))
-            );
+            assert_eq!(server.verify(PATH, &h, b"x"), Err(VerifyError::Missing(name)));
         }
         assert_eq!(
             server.verify(PATH, &HeaderMap::new(), b"x"),
@@ -965,22 +901,13 @@ mod tests {
             Err(VerifyError::Malformed(SIGNATURE_HEADER))
         );
         h.remove(NODE_HEADER);
-        assert_eq!(
-            server.verify(PATH, &h, b"x"),
-            Err(VerifyError::Missing(NODE_HEADER))
-        );
+        assert_eq!(server.verify(PATH, &h, b"x"), Err(VerifyError::Missing(NODE_HEADER)));
         let mut h = headers_of(&signed);
         h.append(NONCE_HEADER, HeaderValue::from_static("second"));
-        assert_eq!(
-            server.verify(PATH, &h, b"x"),
-            Err(VerifyError::Malformed(NONCE_HEADER))
-        );
+        assert_eq!(server.verify(PATH, &h, b"x"), Err(VerifyError::Malformed(NONCE_HEADER)));
         let mut h = headers_of(&signed);
         h.insert(SIGNATURE_HEADER, HeaderValue::from_static("abcd"));
-        assert_eq!(
-            server.verify(PATH, &h, b"x"),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(server.verify(PATH, &h, b"x"), Err(VerifyError::BadSignature));
     }
 
     #[test]
@@ -1051,10 +978,7 @@ mod tests {
             let seen_node = seen_node.clone();
             async move {
                 calls.fetch_add(1, Ordering::SeqCst);
-                *seen_node.lock().unwrap() = req
-                    .extensions()
-                    .get::<AuthenticatedNode>()
-                    .map(|n| n.0.clone());
+                *seen_node.lock().unwrap() = req.extensions().get::<AuthenticatedNode>().map(|n| n.0.clone());
                 let bytes = req.into_body().collect().await?.to_bytes();
                 Ok::<_, BoxError>(http::Response::new(rewrap(bytes)))
             }
@@ -1108,11 +1032,7 @@ mod tests {
     async fn unsigned_request_rejected_without_calling_inner() {
         let calls = Arc::new(AtomicUsize::new(0));
         let server = VerifyLayer::new(auth("srv")).layer(echo_inner(calls.clone(), Arc::default()));
-        let resp = server
-            .clone()
-            .oneshot(request(PATH, b"ping"))
-            .await
-            .unwrap();
+        let resp = server.clone().oneshot(request(PATH, b"ping")).await.unwrap();
         assert_eq!(resp.headers().get("grpc-status").unwrap(), "16");
         assert_eq!(calls.load(Ordering::SeqCst), 0);
 
@@ -1194,10 +1114,7 @@ mod tests {
         fn call(&mut self, req: http::Request<Body>) -> Self::Future {
             Box::pin(async move {
                 if req.uri().path() == "/test.Echo/Say" {
-                    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<
-                        EchoMsg,
-                        EchoMsg,
-                    >::default());
+                    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<EchoMsg, EchoMsg>::default());
                     Ok(grpc.unary(Say, req).await)
                 } else {
                     Ok(tonic::Status::unimplemented("no such method").into_http())
@@ -1219,9 +1136,7 @@ mod tests {
             .map_err(|e| tonic::Status::unknown(e.into().to_string()))?;
         let resp: tonic::Response<EchoMsg> = grpc
             .unary(
-                tonic::Request::new(EchoMsg {
-                    text: text.to_owned(),
-                }),
+                tonic::Request::new(EchoMsg { text: text.to_owned() }),
                 http::uri::PathAndQuery::from_static("/test.Echo/Say"),
                 tonic_prost::ProstCodec::default(),
             )

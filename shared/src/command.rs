@@ -9,6 +9,37 @@ use uuid::Uuid;
 
 use crate::model::{Appointment, Privacy, User};
 
+/// A string that must never be printed (password hashes, feed tokens): `Debug` shows
+/// `[redacted]`, serde passes it through unchanged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl Redacted {
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for Redacted {
+    fn from(s: String) -> Self {
+        Redacted(s)
+    }
+}
+
+impl From<&str> for Redacted {
+    fn from(s: &str) -> Self {
+        Redacted(s.to_owned())
+    }
+}
+
 /// A command plus the envelope apply needs to execute it deterministically.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
@@ -43,9 +74,9 @@ pub enum Command {
         /// Display name.
         display_name: String,
         /// argon2id PHC string (never the password).
-        password_hash: String,
+        password_hash: Redacted,
         /// Secret token of the user's iCalendar feed URL.
-        feed_token: String,
+        feed_token: Redacted,
     },
     /// Partial profile update of the actor.
     UpdateProfile {
@@ -59,7 +90,7 @@ pub enum Command {
     /// Replace the actor's password hash (older tokens become invalid).
     ChangePassword {
         /// argon2id PHC string.
-        password_hash: String,
+        password_hash: Redacted,
     },
     /// Create an appointment owned by the actor (personal when `group_id` is `None`).
     CreateAppointment {
@@ -205,9 +236,7 @@ impl Rejection {
 
     /// Shorthand for [`Rejection::Forbidden`].
     pub fn forbidden(reason: impl Into<String>) -> Self {
-        Rejection::Forbidden {
-            reason: reason.into(),
-        }
+        Rejection::Forbidden { reason: reason.into() }
     }
 
     /// Shorthand for [`Rejection::NotFound`].

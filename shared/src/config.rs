@@ -4,13 +4,11 @@
 //! the file named by `AGENDA_CONFIG` (if set) and from environment variables (names are
 //! the field names in upper case, e.g. `NODE_ID`, `DATA_DIR`). Only binaries call this.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::de::DeserializeOwned;
-
-use crate::auth::{AuthError, ClusterSecret};
 
 /// Load a service configuration from `AGENDA_CONFIG` (TOML, optional) and the environment.
 pub fn load<T: DeserializeOwned>() -> Result<T, Box<figment::Error>> {
@@ -18,18 +16,7 @@ pub fn load<T: DeserializeOwned>() -> Result<T, Box<figment::Error>> {
     if let Ok(path) = std::env::var("AGENDA_CONFIG") {
         figment = figment.merge(Toml::file(path));
     }
-    figment
-        .merge(Env::raw().lowercase(true))
-        .extract()
-        .map_err(Box::new)
-}
-
-/// Read the cluster HMAC secret from `CLUSTER_HMAC_SECRET` or the file named by
-/// `CLUSTER_HMAC_SECRET_FILE` (Docker secrets). Mandatory: there is no default.
-pub fn cluster_secret_from_env() -> Result<ClusterSecret, AuthError> {
-    let value = std::env::var("CLUSTER_HMAC_SECRET").ok();
-    let file = std::env::var_os("CLUSTER_HMAC_SECRET_FILE").map(PathBuf::from);
-    ClusterSecret::from_value_or_file(value.as_deref(), file.as_deref())
+    figment.merge(Env::raw().lowercase(true)).extract().map_err(Box::new)
 }
 
 /// Read a secret given directly or through a `_FILE` path; the file's trailing whitespace is

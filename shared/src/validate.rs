@@ -124,7 +124,14 @@ mod tests {
     #[test]
     fn emails_need_a_dotted_domain() {
         assert_eq!(email("Bob@Example.org").unwrap(), "bob@example.org");
-        for bad in ["bob", "@example.org", "bob@example", "bob@@x.org", "bob@.org", "b ob@x.org"] {
+        for bad in [
+            "bob",
+            "@example.org",
+            "bob@example",
+            "bob@@x.org",
+            "bob@.org",
+            "b ob@x.org",
+        ] {
             assert!(email(bad).is_err(), "{bad} accepted");
         }
     }

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use agenda_shared::auth::{ClusterSecret, RpcAuth, SignLayer, SignService};
 use agenda_shared::command::{ExecuteResult, Request};
+use agenda_shared::proto::admin_client::AdminClient;
 use agenda_shared::proto::store_client::StoreClient;
-use agenda_shared::proto::{Consistency, ExecuteRequest, QueryRequest};
+use agenda_shared::proto::{
+    AddLearnerRequest, ChangeMembershipRequest, Consistency, ExecuteRequest, InitializeRequest, Member, QueryRequest,
+};
 use agenda_shared::query::{Query, QueryOutcome};
 use agenda_shared::status::StoreStatus;
 use consensus_svc::faults::Faults;
@@ -127,7 +130,19 @@ impl TestCluster {
                 )
             })
             .collect();
-        cluster.node(0).raft().initialize(members).await.expect("initialize");
+        let members = members
+            .into_iter()
+            .map(|(raft_id, node)| Member {
+                raft_id,
+                addr: node.addr,
+                node_name: node.node_name,
+            })
+            .collect();
+        cluster
+            .admin(0)
+            .initialize(InitializeRequest { members })
+            .await
+            .expect("initialize through the Admin RPC");
         cluster.wait_for_leader(&(0..n).collect::<Vec<_>>()).await;
         cluster
     }
@@ -197,7 +212,11 @@ impl TestCluster {
 
     /// Handle on a running store.
     pub fn node(&self, i: usize) -> &StoreNode {
-        &self.slots[i].running.as_ref().unwrap_or_else(|| panic!("slot {i} is stopped")).node
+        &self.slots[i]
+            .running
+            .as_ref()
+            .unwrap_or_else(|| panic!("slot {i} is stopped"))
+            .node
     }
 
     /// Whether slot `i` runs.
@@ -255,25 +274,35 @@ impl TestCluster {
     /// Wait until every slot in `among` that runs agrees on one leader that is in `among`;
     /// returns the leader's slot index.
     pub async fn wait_for_leader(&self, among: &[usize]) -> usize {
-        eventually("a leader agreed on by the given slots", Duration::from_secs(30), || async {
-            let statuses: Vec<StoreStatus> = among
-                .iter()
-                .filter(|&&i| self.is_running(i))
-                .map(|&i| self.status(i))
-                .collect();
-            let leader = statuses.first()?.leader_id?;
-            if statuses.iter().any(|s| s.leader_id != Some(leader)) {
-                return None;
-            }
-            let slot = among.iter().copied().find(|&i| self.slots[i].raft_id == leader)?;
-            (self.is_running(slot) && self.status(slot).role == "leader").then_some(slot)
-        })
+        eventually(
+            "a leader agreed on by the given slots",
+            Duration::from_secs(30),
+            || async {
+                let statuses: Vec<StoreStatus> = among
+                    .iter()
+                    .filter(|&&i| self.is_running(i))
+                    .map(|&i| self.status(i))
+                    .collect();
+                let leader = statuses.first()?.leader_id?;
+                if statuses.iter().any(|s| s.leader_id != Some(leader)) {
+                    return None;
+                }
+                let slot = among.iter().copied().find(|&i| self.slots[i].raft_id == leader)?;
+                (self.is_running(slot) && self.status(slot).role == "leader").then_some(slot)
+            },
+        )
         .await
     }
 
-    /// Index of the slot the running stores currently call leader (waits for one).
+    /// Index of the slot the running cluster members currently call leader (waits for
+    /// one). Stores that belong to no cluster yet (a wiped slot) are not asked.
     pub async fn leader(&self) -> usize {
-        self.wait_for_leader(&self.running()).await
+        let members: Vec<usize> = self
+            .running()
+            .into_iter()
+            .filter(|&i| !self.status(i).members.is_empty())
+            .collect();
+        self.wait_for_leader(&members).await
     }
 
     /// Wait until every slot in `among` has applied at least `revision`.
@@ -302,7 +331,53 @@ impl TestCluster {
             .expect("endpoint")
             .connect_timeout(Duration::from_millis(500))
             .connect_lazy();
-        StoreClient::new(tower::ServiceBuilder::new().layer(SignLayer::new(auth)).service(channel))
+        StoreClient::new(
+            tower::ServiceBuilder::new()
+                .layer(SignLayer::new(auth))
+                .service(channel),
+        )
+    }
+
+    /// A signed Admin client to slot `i`.
+    pub fn admin(&self, i: usize) -> AdminClient<SignService<Channel>> {
+        let channel = self.raw_channel(i);
+        let auth = RpcAuth::new(self.secret.clone(), "test-admin");
+        AdminClient::new(
+            tower::ServiceBuilder::new()
+                .layer(SignLayer::new(auth))
+                .service(channel),
+        )
+    }
+
+    /// Replace the voter of slot `i` (after [`TestCluster::wipe`]) through the leader's
+    /// Admin RPCs: add the new incarnation as a learner, wait until it caught up, then
+    /// swap it for the old voter in one membership change.
+    pub async fn replace_voter(&self, i: usize, old_raft_id: NodeId) {
+        let leader = self.leader().await;
+        let mut admin = self.admin(leader);
+        admin
+            .add_learner(AddLearnerRequest {
+                member: Some(Member {
+                    raft_id: self.raft_id(i),
+                    addr: self.addr(i).to_string(),
+                    node_name: self.name(i).to_owned(),
+                }),
+                blocking: true,
+            })
+            .await
+            .expect("add learner");
+        let voters: Vec<NodeId> = self
+            .status(leader)
+            .members
+            .iter()
+            .filter(|m| m.voter && m.raft_id != old_raft_id)
+            .map(|m| m.raft_id)
+            .chain(std::iter::once(self.raft_id(i)))
+            .collect();
+        admin
+            .change_membership(ChangeMembershipRequest { voters, retain: false })
+            .await
+            .expect("change membership");
     }
 
     /// An unsigned channel to slot `i`.

@@ -16,11 +16,17 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Hex SHA-256 of the command's JSON (what api-svc does with the client's request).
+pub fn hash(command: &Command) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(serde_json::to_vec(command).unwrap_or_default()))
+}
+
 /// Wrap a command in a request with a fresh request id.
 pub fn request(actor: Option<Uuid>, command: Command) -> Request {
     let request_id = Uuid::now_v7().to_string();
     Request {
-        request_hash: format!("{command:?}"),
+        request_hash: hash(&command),
         request_id,
         actor,
         issued_at_ms: now_ms(),
@@ -40,7 +46,7 @@ pub fn register(username: &str) -> (Uuid, Command) {
             email: format!("{username}@example.org"),
             display_name: username.to_uppercase(),
             password_hash: FAKE_HASH.into(),
-            feed_token: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()),
+            feed_token: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()).into(),
         },
     )
 }

@@ -15,7 +15,11 @@ use uuid::Uuid;
 async fn register_user(cluster: &TestCluster, via: usize, name: &str) -> (Uuid, u64) {
     let (id, cmd) = register(name);
     let result = cluster.execute(via, &request(None, cmd)).await.expect("register");
-    assert!(matches!(result.outcome, Ok(Accepted::User { .. })), "{:?}", result.outcome);
+    assert!(
+        matches!(result.outcome, Ok(Accepted::User { .. })),
+        "{:?}",
+        result.outcome
+    );
     (id, result.revision)
 }
 
@@ -59,7 +63,8 @@ async fn killing_the_leader_elects_a_new_one_and_keeps_every_acknowledged_write(
     cluster.stop(old).await;
     let new = cluster.leader().await;
     assert_ne!(new, old);
-    let (late, revision) = register_user(&cluster, follower_of(new, 7).max(0), "late").await;
+    let via = cluster.running().into_iter().find(|&i| i != new).expect("a follower");
+    let (late, revision) = register_user(&cluster, via, "late").await;
     acknowledged.push(late);
     let survivors = cluster.running();
     cluster.wait_applied(&survivors, revision).await;
@@ -292,14 +297,48 @@ async fn reads_honour_linearizable_local_and_min_revision() {
             .query(i, &Query::User { user_id: id }, Consistency::Linearizable, 0)
             .await
             .expect("linearizable read");
-        assert!(rev >= revision, "linearizable read on slot {i} saw revision {rev} < {revision}");
+        assert!(
+            rev >= revision,
+            "linearizable read on slot {i} saw revision {rev} < {revision}"
+        );
         assert!(matches!(outcome, Ok(QueryResult::User { .. })));
     }
     info!("--- a revision nobody reached times out as unavailable");
     let err = cluster
-        .query(0, &Query::User { user_id: id }, Consistency::MinRevision, revision + 1_000_000)
+        .query(
+            0,
+            &Query::User { user_id: id },
+            Consistency::MinRevision,
+            revision + 1_000_000,
+        )
         .await
         .expect_err("unreachable revision");
     assert_eq!(err.code(), Some(tonic::Code::Unavailable));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_slot_comes_back_as_a_new_incarnation_and_replaces_its_old_voter() {
+    let mut cluster = TestCluster::start(7).await;
+    let leader = cluster.leader().await;
+    let victim = follower_of(leader, 7);
+    let (before, _) = register_user(&cluster, leader, "before-wipe").await;
+    let old_id = cluster.raft_id(victim);
+    info!(victim, "--- lose the slot's volume");
+    cluster.wipe(victim).await;
+    assert_ne!(cluster.raft_id(victim), old_id, "an empty volume is a new incarnation");
+    assert_eq!(
+        cluster.status(victim).members.len(),
+        0,
+        "the new incarnation knows no cluster"
+    );
+    cluster.replace_voter(victim, old_id).await;
+    let (after, revision) = register_user(&cluster, leader, "after-wipe").await;
+    cluster.wait_applied(&[victim], revision).await;
+    let members = cluster.status(leader).members;
+    assert_eq!(members.iter().filter(|m| m.voter).count(), 7);
+    assert!(members.iter().all(|m| m.raft_id != old_id));
+    assert!(has_user(&cluster, victim, before).await);
+    assert!(has_user(&cluster, victim, after).await);
     cluster.shutdown().await;
 }

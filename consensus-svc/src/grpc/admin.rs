@@ -68,7 +68,10 @@ impl Admin for AdminService {
 
     async fn add_learner(&self, request: Request<AddLearnerRequest>) -> Result<Response<AdminReply>, Status> {
         let msg = request.into_inner();
-        let (id, node) = member(msg.member.ok_or_else(|| Status::invalid_argument("member is required"))?)?;
+        let (id, node) = member(
+            msg.member
+                .ok_or_else(|| Status::invalid_argument("member is required"))?,
+        )?;
         tracing::info!(raft_id = id, node = %node, "adding learner");
         match self.node.raft.add_learner(id, node, msg.blocking).await {
             Ok(resp) => reply(&resp.log_id),

@@ -64,7 +64,14 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
     tx.execute(
         "INSERT OR REPLACE INTO idempotency (actor, request_id, request_hash, revision, outcome, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![actor_key, req.request_id, req.request_hash, revision as i64, stored, log_time],
+        params![
+            actor_key,
+            req.request_id,
+            req.request_hash,
+            revision as i64,
+            stored,
+            log_time
+        ],
     )?;
     audit(tx, revision, req, &outcome)?;
     Ok(ExecuteResult {
@@ -78,7 +85,9 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
 /// so an idempotency row, once expired, stays expired on every replica.
 fn advance_log_time(tx: &Transaction<'_>, issued_at_ms: i64) -> rusqlite::Result<i64> {
     let current: i64 = tx
-        .query_row("SELECT value FROM meta WHERE key = 'log_time'", [], |r| r.get::<_, i64>(0))
+        .query_row("SELECT value FROM meta WHERE key = 'log_time'", [], |r| {
+            r.get::<_, i64>(0)
+        })
         .optional()?
         .unwrap_or(0);
     if issued_at_ms > current {
@@ -150,13 +159,20 @@ impl Ctx<'_> {
                 display_name,
                 password_hash,
                 feed_token,
-            } => self.register_user(*user_id, username, email, display_name, password_hash, feed_token),
+            } => self.register_user(
+                *user_id,
+                username,
+                email,
+                display_name,
+                password_hash.expose(),
+                feed_token.expose(),
+            ),
             Command::UpdateProfile {
                 username,
                 email,
                 display_name,
             } => self.update_profile(username.as_deref(), email.as_deref(), display_name.as_deref()),
-            Command::ChangePassword { password_hash } => self.change_password(password_hash),
+            Command::ChangePassword { password_hash } => self.change_password(password_hash.expose()),
             Command::CreateAppointment {
                 appointment_id,
                 group_id,
@@ -237,7 +253,12 @@ impl Ctx<'_> {
     ) -> Handled {
         let username = reject!(validate::username(username));
         let email = reject!(validate::email(email));
-        let display_name = reject!(validate::text("display_name", display_name, validate::MAX_DISPLAY_NAME, true));
+        let display_name = reject!(validate::text(
+            "display_name",
+            display_name,
+            validate::MAX_DISPLAY_NAME,
+            true
+        ));
         if !password_hash.starts_with("$argon2") || password_hash.len() > 512 {
             return Ok(Err(Rejection::invalid("password", "must be an argon2 hash")));
         }
@@ -267,7 +288,15 @@ impl Ctx<'_> {
             "INSERT INTO users (id, username, email, display_name, password_hash, feed_token,
                                 created_at, updated_at, password_changed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
-            params![user_id.to_string(), username, email, display_name, password_hash, feed_token, now],
+            params![
+                user_id.to_string(),
+                username,
+                email,
+                display_name,
+                password_hash,
+                feed_token,
+                now
+            ],
         )?;
         let user = read::user(self.tx, user_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         Ok(Ok(Accepted::User { user }))
@@ -296,8 +325,10 @@ impl Ctx<'_> {
                     ids: vec![],
                 }));
             }
-            self.tx
-                .execute("UPDATE users SET email = ?2 WHERE id = ?1", params![actor.to_string(), email])?;
+            self.tx.execute(
+                "UPDATE users SET email = ?2 WHERE id = ?1",
+                params![actor.to_string(), email],
+            )?;
         }
         if let Some(raw) = display_name {
             let name = reject!(validate::text("display_name", raw, validate::MAX_DISPLAY_NAME, true));
@@ -346,7 +377,12 @@ impl Ctx<'_> {
     ) -> Handled {
         let actor = reject!(self.actor()?);
         let title = reject!(validate::text("title", title, validate::MAX_TITLE, true));
-        let description = reject!(validate::text("description", description, validate::MAX_DESCRIPTION, false));
+        let description = reject!(validate::text(
+            "description",
+            description,
+            validate::MAX_DESCRIPTION,
+            false
+        ));
         reject!(validate::interval(start_ms, end_ms));
         if group_id.is_some() {
             return Ok(Err(Rejection::not_found("group")));
@@ -464,7 +500,15 @@ impl Ctx<'_> {
             "UPDATE appointments SET title = ?2, description = ?3, start_ms = ?4, end_ms = ?5, privacy = ?6,
                     version = version + 1, updated_at = ?7
              WHERE id = ?1",
-            params![id.to_string(), title, description, start, end, privacy.as_str(), self.now()],
+            params![
+                id.to_string(),
+                title,
+                description,
+                start,
+                end,
+                privacy.as_str(),
+                self.now()
+            ],
         )?;
         let appointment = read::appointment_for(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         Ok(Ok(Accepted::Appointment { appointment }))
@@ -476,7 +520,8 @@ impl Ctx<'_> {
         if row.group_id.is_some() {
             return Ok(Err(Rejection::not_found("group")));
         }
-        self.tx.execute("DELETE FROM appointments WHERE id = ?1", [id.to_string()])?;
+        self.tx
+            .execute("DELETE FROM appointments WHERE id = ?1", [id.to_string()])?;
         Ok(Ok(Accepted::Deleted { id }))
     }
 }

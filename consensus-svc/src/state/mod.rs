@@ -28,9 +28,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::sqlite::{self, blocking, read_sm, write_sm};
-use crate::types::{
-    ApplyResponse, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
-};
+use crate::types::{ApplyResponse, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// Most read connections kept open for reuse.
 const READER_POOL: usize = 8;
@@ -92,7 +90,11 @@ impl StateStore {
         blocking(move || {
             inner.with_reader(|conn| {
                 let tx = conn.unchecked_transaction().map_err(|e| read_sm(&e))?;
-                let revision = read_applied(&tx).map_err(|e| read_sm(&e))?.0.map(|l| l.index).unwrap_or(0);
+                let revision = read_applied(&tx)
+                    .map_err(|e| read_sm(&e))?
+                    .0
+                    .map(|l| l.index)
+                    .unwrap_or(0);
                 let outcome = read::query(&tx, &query).map_err(|e| read_sm(&e))?;
                 Ok((revision, outcome))
             })
@@ -112,7 +114,11 @@ impl StateStore {
         blocking(move || {
             inner.with_reader(|conn| {
                 let tx = conn.unchecked_transaction().map_err(|e| read_sm(&e))?;
-                let revision = read_applied(&tx).map_err(|e| read_sm(&e))?.0.map(|l| l.index).unwrap_or(0);
+                let revision = read_applied(&tx)
+                    .map_err(|e| read_sm(&e))?
+                    .0
+                    .map(|l| l.index)
+                    .unwrap_or(0);
                 let items = read::notifications_after(&tx, after, user, limit).map_err(|e| read_sm(&e))?;
                 Ok((revision, items))
             })
@@ -143,9 +149,8 @@ fn read_applied(conn: &Connection) -> rusqlite::Result<(Option<LogId>, StoredMem
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
     };
-    let decode_err = |e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
-    };
+    let decode_err =
+        |e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e));
     let applied = get("last_applied")?
         .map(|b| serde_json::from_slice(&b).map_err(decode_err))
         .transpose()?;
@@ -255,7 +260,9 @@ impl Inner {
             let copy = Connection::open(&path).map_err(|e| snap_err(&e))?;
             read_applied(&copy).map_err(|e| snap_err(&e))?
         };
-        fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| snap_err(&e))?;
+        fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| snap_err(&e))?;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, file.trim_end_matches(".db")),
             None => format!("0-0-{}", file.trim_end_matches(".db")),
@@ -389,7 +396,11 @@ impl RaftStateMachine<TypeConfig> for StateStore {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let inner = self.inner.clone();
         let meta_owned = meta.clone();
         let index = blocking(move || inner.install_snapshot(&meta_owned, snapshot.into_inner())).await?;

@@ -12,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 fn parse_uuid(idx: usize, s: &str) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+    Uuid::parse_str(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn bad_value(idx: usize, what: &str) -> rusqlite::Error {
@@ -86,8 +87,7 @@ pub(crate) struct AppointmentRow {
     pub(crate) updated_at_ms: i64,
 }
 
-const APPOINTMENT_COLUMNS: &str =
-    "a.id, a.owner_id, a.group_id, a.title, a.description, a.start_ms, a.end_ms, a.privacy, a.status, a.version, a.created_at, a.updated_at";
+const APPOINTMENT_COLUMNS: &str = "a.id, a.owner_id, a.group_id, a.title, a.description, a.start_ms, a.end_ms, a.privacy, a.status, a.version, a.created_at, a.updated_at";
 
 fn appointment_from_row(r: &Row<'_>) -> rusqlite::Result<AppointmentRow> {
     let group: Option<String> = r.get(2)?;
