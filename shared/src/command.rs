@@ -133,6 +133,16 @@ pub enum Command {
         /// Expected current version (`If-Match`).
         if_version: Option<u64>,
     },
+    /// Mark notifications of the actor as read: the listed ones, or all when `ids` is empty.
+    MarkNotificationsRead {
+        /// Notification ids; empty means every unread notification of the actor.
+        ids: Vec<Uuid>,
+    },
+    /// Replace the secret token of the actor's iCalendar feed URL (the old URL stops working).
+    RotateFeedToken {
+        /// New token (32–128 characters).
+        feed_token: Redacted,
+    },
 }
 
 impl Command {
@@ -145,6 +155,8 @@ impl Command {
             Command::CreateAppointment { .. } => "create_appointment",
             Command::UpdateAppointment { .. } => "update_appointment",
             Command::DeleteAppointment { .. } => "delete_appointment",
+            Command::MarkNotificationsRead { .. } => "mark_notifications_read",
+            Command::RotateFeedToken { .. } => "rotate_feed_token",
         }
     }
 }
@@ -168,6 +180,15 @@ pub enum Accepted {
         /// Its id.
         id: Uuid,
     },
+    /// Notifications were marked read.
+    NotificationsRead {
+        /// How many changed from unread to read.
+        marked: u64,
+        /// Unread notifications left.
+        unread: u64,
+    },
+    /// The feed token was replaced.
+    FeedTokenRotated,
 }
 
 /// A deterministic refusal recorded by apply. The command changed nothing.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::Rejection;
+use crate::command::{Redacted, Rejection};
 use crate::model::{Appointment, AuditEntry, Credentials, Notification, User};
 
 /// Largest page any listing returns.
@@ -27,6 +27,16 @@ pub enum Query {
     User {
         /// Target.
         user_id: Uuid,
+    },
+    /// The owner of an iCalendar feed token.
+    FeedOwner {
+        /// The secret token from the feed URL.
+        token: Redacted,
+    },
+    /// The actor's own iCalendar feed token (to build the feed URL).
+    FeedToken {
+        /// The actor.
+        actor: Uuid,
     },
     /// Credentials for login, by username or e-mail (case-insensitive).
     Credentials {
@@ -87,6 +97,11 @@ pub enum QueryResult {
     User {
         /// The user.
         user: User,
+    },
+    /// See [`Query::FeedToken`].
+    FeedToken {
+        /// The token.
+        token: Redacted,
     },
     /// See [`Query::Credentials`].
     Credentials {

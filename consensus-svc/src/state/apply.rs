@@ -211,6 +211,8 @@ impl Ctx<'_> {
                 appointment_id,
                 if_version,
             } => self.delete_appointment(*appointment_id, *if_version),
+            Command::MarkNotificationsRead { ids } => self.mark_notifications_read(ids),
+            Command::RotateFeedToken { feed_token } => self.rotate_feed_token(feed_token.expose()),
         }
     }
 
@@ -523,5 +525,59 @@ impl Ctx<'_> {
         self.tx
             .execute("DELETE FROM appointments WHERE id = ?1", [id.to_string()])?;
         Ok(Ok(Accepted::Deleted { id }))
+    }
+
+    fn mark_notifications_read(&self, ids: &[Uuid]) -> Handled {
+        let actor = reject!(self.actor()?);
+        if ids.len() > agenda_shared::query::MAX_PAGE as usize {
+            return Ok(Err(Rejection::invalid("ids", "at most 500 ids at once")));
+        }
+        let mut marked = 0u64;
+        if ids.is_empty() {
+            marked += self.tx.execute(
+                "UPDATE notifications SET read = 1 WHERE user_id = ?1 AND read = 0",
+                [actor.to_string()],
+            )? as u64;
+        } else {
+            for id in ids {
+                let owner: Option<String> = self
+                    .tx
+                    .query_row(
+                        "SELECT user_id FROM notifications WHERE id = ?1",
+                        [id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                // Someone else's notification is reported as missing, not as forbidden.
+                if owner.as_deref() != Some(actor.to_string().as_str()) {
+                    return Ok(Err(Rejection::not_found("notification")));
+                }
+                marked += self.tx.execute(
+                    "UPDATE notifications SET read = 1 WHERE id = ?1 AND read = 0",
+                    [id.to_string()],
+                )? as u64;
+            }
+        }
+        let unread: i64 = self.tx.query_row(
+            "SELECT COUNT(*) FROM notifications WHERE user_id = ?1 AND read = 0",
+            [actor.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(Ok(Accepted::NotificationsRead {
+            marked,
+            unread: unread as u64,
+        }))
+    }
+
+    fn rotate_feed_token(&self, token: &str) -> Handled {
+        let actor = reject!(self.actor()?);
+        if token.len() < 32 || token.len() > 128 {
+            return Ok(Err(Rejection::invalid("feed_token", "must be 32 to 128 characters")));
+        }
+        self.tx.execute(
+            "UPDATE users SET feed_token = ?2 WHERE id = ?1",
+            params![actor.to_string(), token],
+        )?;
+        Ok(Ok(Accepted::FeedTokenRotated))
     }
 }

@@ -359,6 +359,31 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
             Some(user) => Ok(QueryResult::User { user }),
             None => Err(Rejection::not_found("user")),
         },
+        Query::FeedOwner { token } => {
+            let owner: Option<String> = conn
+                .query_row("SELECT id FROM users WHERE feed_token = ?1", [token.expose()], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match owner.map(|id| parse_uuid(0, &id)).transpose()? {
+                Some(id) => match user(conn, id)? {
+                    Some(user) => Ok(QueryResult::User { user }),
+                    None => Err(Rejection::not_found("feed")),
+                },
+                None => Err(Rejection::not_found("feed")),
+            }
+        }
+        Query::FeedToken { actor } => {
+            let token: Option<String> = conn
+                .query_row("SELECT feed_token FROM users WHERE id = ?1", [actor.to_string()], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match token {
+                Some(token) => Ok(QueryResult::FeedToken { token: token.into() }),
+                None => Err(Rejection::not_found("user")),
+            }
+        }
         Query::Credentials { login } => match credentials(conn, login)? {
             Some(credentials) => Ok(QueryResult::Credentials { credentials }),
             None => Err(Rejection::not_found("user")),
