@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{Appointment, Privacy, User};
+use crate::model::{Appointment, Group, GroupType, Participant, Privacy, User};
 
 /// A string that must never be printed (password hashes, feed tokens): `Debug` shows
 /// `[redacted]`, serde passes it through unchanged.
@@ -143,6 +143,70 @@ pub enum Command {
         /// New token (32–128 characters).
         feed_token: Redacted,
     },
+    /// Create a group; the actor becomes its creator with the top rank.
+    CreateGroup {
+        /// New group id (UUIDv7).
+        group_id: Uuid,
+        /// Name.
+        name: String,
+        /// Description.
+        description: String,
+        /// Kind.
+        group_type: GroupType,
+        /// The creator's rank in a hierarchical group (default 100; ignored otherwise).
+        creator_rank: Option<u32>,
+    },
+    /// Rename or re-describe a group (creator only).
+    UpdateGroup {
+        /// Target.
+        group_id: Uuid,
+        /// New name.
+        name: Option<String>,
+        /// New description.
+        description: Option<String>,
+    },
+    /// Delete a group (creator only): its appointments are cancelled.
+    DeleteGroup {
+        /// Target.
+        group_id: Uuid,
+    },
+    /// Add a user to a group (below the actor's rank; creator only when non-hierarchical).
+    AddMember {
+        /// Group.
+        group_id: Uuid,
+        /// User to add.
+        user_id: Uuid,
+        /// Rank (default 0).
+        rank: Option<u32>,
+    },
+    /// Change the rank of a junior member to a value below the actor's rank.
+    ChangeRank {
+        /// Group.
+        group_id: Uuid,
+        /// Member.
+        user_id: Uuid,
+        /// New rank.
+        rank: u32,
+    },
+    /// Remove a junior member (creator only when non-hierarchical); removing oneself leaves.
+    RemoveMember {
+        /// Group.
+        group_id: Uuid,
+        /// Member.
+        user_id: Uuid,
+    },
+    /// Leave a group.
+    LeaveGroup {
+        /// Group.
+        group_id: Uuid,
+    },
+    /// Accept or decline an invitation to a group appointment.
+    RespondInvitation {
+        /// Appointment.
+        appointment_id: Uuid,
+        /// `true` to accept, `false` to decline.
+        accept: bool,
+    },
 }
 
 impl Command {
@@ -156,6 +220,18 @@ impl Command {
             Command::UpdateAppointment { .. } => "update_appointment",
             Command::DeleteAppointment { .. } => "delete_appointment",
             Command::MarkNotificationsRead { .. } => "mark_notifications_read",
+            Command::CreateGroup { .. } => "create_group",
+            Command::UpdateGroup { .. } => "update_group",
+            Command::DeleteGroup { .. } => "delete_group",
+            Command::AddMember { .. } => "add_member",
+            Command::ChangeRank { .. } => "change_rank",
+            Command::RemoveMember { .. } => "remove_member",
+            Command::LeaveGroup { .. } => "leave_group",
+            Command::RespondInvitation {
+                appointment_id: _,
+                accept: true,
+            } => "accept_invitation",
+            Command::RespondInvitation { .. } => "decline_invitation",
             Command::RotateFeedToken { .. } => "rotate_feed_token",
         }
     }
@@ -189,6 +265,18 @@ pub enum Accepted {
     },
     /// The feed token was replaced.
     FeedTokenRotated,
+    /// A group was created or changed.
+    Group {
+        /// The group as the actor sees it.
+        group: Group,
+    },
+    /// The actor answered an invitation.
+    Responded {
+        /// The appointment after the answer.
+        appointment: Appointment,
+        /// The actor's participation.
+        participant: Participant,
+    },
 }
 
 /// A deterministic refusal recorded by apply. The command changed nothing.

@@ -233,3 +233,79 @@ pub struct AuditEntry {
     /// Node that proposed the command.
     pub node: String,
 }
+
+/// Kind of group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupType {
+    /// Ranked members: seniors manage juniors; juniors are booked automatically.
+    Hierarchical,
+    /// Everyone rank 0; the creator manages members; appointments need everyone's yes.
+    NonHierarchical,
+}
+
+impl GroupType {
+    /// Stable text form, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Hierarchical => "hierarchical",
+            GroupType::NonHierarchical => "non_hierarchical",
+        }
+    }
+
+    /// Parse the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "hierarchical" => Some(GroupType::Hierarchical),
+            "non_hierarchical" => Some(GroupType::NonHierarchical),
+            _ => None,
+        }
+    }
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// The user.
+    pub user_id: Uuid,
+    /// Their username.
+    pub username: String,
+    /// Their display name.
+    pub display_name: String,
+    /// Rank (higher is more senior; always 0 in non-hierarchical groups).
+    pub rank: u32,
+    /// When they joined (ms).
+    pub joined_at_ms: i64,
+}
+
+/// A group as its members see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Stable id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Kind.
+    pub group_type: GroupType,
+    /// Creator (top rank; the only one who renames or deletes the group).
+    pub creator_id: Uuid,
+    /// Creation instant (ms).
+    pub created_at_ms: i64,
+    /// Last change (ms).
+    pub updated_at_ms: i64,
+    /// The reader's rank.
+    pub my_rank: u32,
+    /// Members, most senior first, then by username.
+    pub members: Vec<GroupMember>,
+}
+
+/// One member's busy time in a group agenda.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAgenda {
+    /// The member.
+    pub member: GroupMember,
+    /// Their busy appointments in the range (masked per privacy and rank).
+    pub busy: Vec<Appointment>,
+}

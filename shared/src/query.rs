@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::command::{Redacted, Rejection};
-use crate::model::{Appointment, AuditEntry, Credentials, Notification, User};
+use crate::model::{Appointment, AuditEntry, Credentials, Group, MemberAgenda, Notification, Participant, User};
 
 /// Largest page any listing returns.
 pub const MAX_PAGE: u32 = 500;
@@ -63,6 +63,36 @@ pub enum Query {
         /// Also list appointments the actor declined.
         include_declined: bool,
     },
+    /// The actor's participation in an appointment.
+    MyStatus {
+        /// Reader.
+        actor: Uuid,
+        /// Target.
+        appointment_id: Uuid,
+    },
+    /// Groups the actor belongs to.
+    Groups {
+        /// Reader.
+        actor: Uuid,
+    },
+    /// A group with its members (members only).
+    Group {
+        /// Reader.
+        actor: Uuid,
+        /// Target.
+        group_id: Uuid,
+    },
+    /// Every member's busy time in `[start_ms, end_ms)` (members only), masked per privacy.
+    GroupAgenda {
+        /// Reader.
+        actor: Uuid,
+        /// Group.
+        group_id: Uuid,
+        /// Range start.
+        start_ms: i64,
+        /// Range end.
+        end_ms: i64,
+    },
     /// Notifications of the actor, newest first, before a cursor.
     Notifications {
         /// Reader.
@@ -117,6 +147,28 @@ pub enum QueryResult {
     Appointments {
         /// Ordered by start, then id.
         appointments: Vec<Appointment>,
+    },
+    /// See [`Query::MyStatus`].
+    Participation {
+        /// The participation.
+        participant: Participant,
+    },
+    /// See [`Query::Groups`].
+    Groups {
+        /// Groups (members listed), by name then id.
+        groups: Vec<Group>,
+    },
+    /// See [`Query::Group`].
+    Group {
+        /// The group.
+        group: Group,
+    },
+    /// See [`Query::GroupAgenda`].
+    GroupAgenda {
+        /// The group.
+        group: Group,
+        /// One entry per member, most senior first.
+        members: Vec<MemberAgenda>,
     },
     /// See [`Query::Notifications`].
     Notifications {

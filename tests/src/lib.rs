@@ -8,6 +8,7 @@
 //! with a deadline; nothing sleeps to synchronise.
 
 mod cluster;
+pub mod machine;
 pub mod requests;
 
 pub use cluster::{ClientError, SignedStoreClient, TestCluster, test_timings};

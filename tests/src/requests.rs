@@ -67,3 +67,35 @@ pub fn appointment(title: &str, start_ms: i64, end_ms: i64) -> (Uuid, Command) {
         },
     )
 }
+
+/// A group creation command.
+pub fn group(name: &str, group_type: agenda_shared::model::GroupType, creator_rank: Option<u32>) -> (Uuid, Command) {
+    let id = Uuid::now_v7();
+    (
+        id,
+        Command::CreateGroup {
+            group_id: id,
+            name: name.into(),
+            description: String::new(),
+            group_type,
+            creator_rank,
+        },
+    )
+}
+
+/// A group appointment command over `[start_ms, end_ms)`.
+pub fn group_appointment(group_id: Uuid, title: &str, start_ms: i64, end_ms: i64, privacy: Privacy) -> (Uuid, Command) {
+    let id = Uuid::now_v7();
+    (
+        id,
+        Command::CreateAppointment {
+            appointment_id: id,
+            group_id: Some(group_id),
+            title: title.into(),
+            description: format!("about {title}"),
+            start_ms,
+            end_ms,
+            privacy,
+        },
+    )
+}

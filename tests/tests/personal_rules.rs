@@ -2,73 +2,12 @@
 //! SQLite state machine at consecutive log positions: every rule has its allowed and its
 //! refused case, and a refusal changes nothing but the audit and idempotency records.
 
-use agenda_shared::command::{Accepted, Command, ExecuteResult, Rejection, Request};
+use agenda_shared::command::{Accepted, Command, Rejection};
 use agenda_shared::model::Privacy;
 use agenda_shared::query::{Query, QueryResult};
-use agenda_tests::requests::{FAKE_HASH, appointment, register, request};
-use consensus_svc::state::StateStore;
-use consensus_svc::types::Entry;
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
-use tempfile::TempDir;
+use agenda_tests::machine::{HOUR, Machine};
+use agenda_tests::requests::{FAKE_HASH, register, request};
 use uuid::Uuid;
-
-const HOUR: i64 = 3_600_000;
-
-struct Machine {
-    _dir: TempDir,
-    sm: StateStore,
-    index: u64,
-}
-
-impl Machine {
-    fn new() -> Self {
-        let dir = TempDir::new().expect("dir");
-        let sm = StateStore::open(dir.path()).expect("open");
-        Self {
-            _dir: dir,
-            sm,
-            index: 0,
-        }
-    }
-
-    async fn apply(&mut self, req: Request) -> ExecuteResult {
-        self.index += 1;
-        let entry = Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
-            payload: EntryPayload::Normal(req),
-        };
-        let mut out = self.sm.apply(vec![entry]).await.expect("apply");
-        out.pop().and_then(|r| r.0).expect("a command result")
-    }
-
-    async fn run(&mut self, actor: Option<Uuid>, cmd: Command) -> Result<Accepted, Rejection> {
-        self.apply(request(actor, cmd)).await.outcome
-    }
-
-    async fn user(&mut self, name: &str) -> Uuid {
-        let (id, cmd) = register(name);
-        self.run(None, cmd).await.expect("register");
-        id
-    }
-
-    async fn book(&mut self, owner: Uuid, start: i64, end: i64) -> Result<Uuid, Rejection> {
-        let (id, cmd) = appointment("slot", start, end);
-        self.run(Some(owner), cmd).await.map(|_| id)
-    }
-
-    /// The agenda tables only (audit and idempotency rows are expected to grow).
-    async fn business_state(&self) -> String {
-        self.sm
-            .canonical_dump()
-            .await
-            .expect("dump")
-            .lines()
-            .filter(|l| !l.starts_with("audit|") && !l.starts_with("idempotency|"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
 
 #[tokio::test]
 async fn usernames_are_unique_case_insensitively_and_emails_too() {

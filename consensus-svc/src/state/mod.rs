@@ -174,6 +174,8 @@ fn dump(conn: &Connection) -> rusqlite::Result<String> {
     let mut out = String::new();
     for (table, order) in [
         ("users", "id"),
+        ("groups", "id"),
+        ("members", "group_id, user_id"),
         ("appointments", "id"),
         ("participants", "appointment_id, user_id"),
         ("notifications", "id"),

@@ -75,6 +75,25 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (actor, request_id)
      );
      CREATE INDEX idempotency_created ON idempotency(created_at);",
+    // 2: groups and their members.
+    "CREATE TABLE groups (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         description TEXT NOT NULL,
+         group_type TEXT NOT NULL,
+         creator_id TEXT NOT NULL REFERENCES users(id),
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE members (
+         group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+         user_id TEXT NOT NULL REFERENCES users(id),
+         rank INTEGER NOT NULL,
+         joined_at INTEGER NOT NULL,
+         PRIMARY KEY (group_id, user_id)
+     );
+     CREATE INDEX members_user ON members(user_id);
+     CREATE INDEX appointments_start ON appointments(start_ms);",
 ];
 
 /// Bring the database to the newest schema.

@@ -1,11 +1,17 @@
 //! Reads of the agenda database, used by apply (inside its transaction) and by queries
 //! (on read-only connections). Every listing has a deterministic order.
 
-use agenda_shared::command::Rejection;
-use agenda_shared::model::{
-    Appointment, AppointmentStatus, AuditEntry, Credentials, Notification, Participant, ParticipantStatus, Privacy,
-    User,
+mod appointments;
+mod groups;
+
+pub(crate) use appointments::{
+    AppointmentRow, appointment_exists, appointment_for, appointment_row, busy_overlaps, can_see_appointment,
+    live_group_appointments, participant, participants,
 };
+pub(crate) use groups::{GroupRow, group_row, group_view, member_rank, members};
+
+use agenda_shared::command::Rejection;
+use agenda_shared::model::{AuditEntry, Credentials, Notification, User};
 use agenda_shared::query::{MAX_PAGE, NotificationCursor, Query, QueryOutcome, QueryResult};
 use agenda_shared::validate;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -68,178 +74,6 @@ fn credentials(conn: &Connection, login: &str) -> rusqlite::Result<Option<Creden
         },
     )
     .optional()
-}
-
-/// An appointment as stored, without participants or masking.
-#[derive(Debug, Clone)]
-pub(crate) struct AppointmentRow {
-    pub(crate) id: Uuid,
-    pub(crate) owner_id: Uuid,
-    pub(crate) group_id: Option<Uuid>,
-    pub(crate) title: String,
-    pub(crate) description: String,
-    pub(crate) start_ms: i64,
-    pub(crate) end_ms: i64,
-    pub(crate) privacy: Privacy,
-    pub(crate) status: AppointmentStatus,
-    pub(crate) version: u64,
-    pub(crate) created_at_ms: i64,
-    pub(crate) updated_at_ms: i64,
-}
-
-const APPOINTMENT_COLUMNS: &str = "a.id, a.owner_id, a.group_id, a.title, a.description, a.start_ms, a.end_ms, a.privacy, a.status, a.version, a.created_at, a.updated_at";
-
-fn appointment_from_row(r: &Row<'_>) -> rusqlite::Result<AppointmentRow> {
-    let group: Option<String> = r.get(2)?;
-    let privacy: String = r.get(7)?;
-    let status: String = r.get(8)?;
-    Ok(AppointmentRow {
-        id: parse_uuid(0, &r.get::<_, String>(0)?)?,
-        owner_id: parse_uuid(1, &r.get::<_, String>(1)?)?,
-        group_id: group.map(|g| parse_uuid(2, &g)).transpose()?,
-        title: r.get(3)?,
-        description: r.get(4)?,
-        start_ms: r.get(5)?,
-        end_ms: r.get(6)?,
-        privacy: Privacy::parse(&privacy).ok_or_else(|| bad_value(7, "privacy"))?,
-        status: AppointmentStatus::parse(&status).ok_or_else(|| bad_value(8, "status"))?,
-        version: r.get::<_, i64>(9)? as u64,
-        created_at_ms: r.get(10)?,
-        updated_at_ms: r.get(11)?,
-    })
-}
-
-/// Whether an appointment id is in use.
-pub(crate) fn appointment_exists(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM appointments WHERE id = ?1", [id.to_string()], |_| Ok(()))
-        .optional()
-        .map(|r| r.is_some())
-}
-
-/// An appointment row by id.
-pub(crate) fn appointment_row(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AppointmentRow>> {
-    conn.query_row(
-        &format!("SELECT {APPOINTMENT_COLUMNS} FROM appointments a WHERE a.id = ?1"),
-        [id.to_string()],
-        appointment_from_row,
-    )
-    .optional()
-}
-
-/// Whether `user` participates in the appointment.
-pub(crate) fn is_participant(conn: &Connection, appointment: Uuid, user: Uuid) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM participants WHERE appointment_id = ?1 AND user_id = ?2",
-        [appointment.to_string(), user.to_string()],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|r| r.is_some())
-}
-
-fn participants(conn: &Connection, appointment: Uuid) -> rusqlite::Result<Vec<Participant>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT user_id, status, conflict FROM participants WHERE appointment_id = ?1 ORDER BY user_id",
-    )?;
-    let rows = stmt.query_map([appointment.to_string()], |r| {
-        let status: String = r.get(1)?;
-        Ok(Participant {
-            user_id: parse_uuid(0, &r.get::<_, String>(0)?)?,
-            status: ParticipantStatus::parse(&status).ok_or_else(|| bad_value(1, "participant status"))?,
-            conflict: r.get::<_, i64>(2)? != 0,
-        })
-    })?;
-    rows.collect()
-}
-
-/// Render a row for `viewer`, who is already known to be allowed to see the slot.
-/// `freebusy` details are shown to the owner and the participants only.
-fn render(conn: &Connection, row: AppointmentRow, viewer: Uuid) -> rusqlite::Result<Appointment> {
-    let participants = participants(conn, row.id)?;
-    let insider = row.owner_id == viewer || participants.iter().any(|p| p.user_id == viewer);
-    let masked = row.privacy == Privacy::Freebusy && !insider;
-    Ok(Appointment {
-        id: row.id,
-        owner_id: row.owner_id,
-        group_id: row.group_id,
-        title: if masked { "Busy".to_owned() } else { row.title },
-        description: if masked { String::new() } else { row.description },
-        start_ms: row.start_ms,
-        end_ms: row.end_ms,
-        privacy: row.privacy,
-        status: row.status,
-        version: row.version,
-        masked,
-        created_at_ms: row.created_at_ms,
-        updated_at_ms: row.updated_at_ms,
-        participants,
-    })
-}
-
-/// An appointment as `viewer` may see it; `None` when it does not exist or is invisible.
-pub(crate) fn appointment_for(conn: &Connection, id: Uuid, viewer: Uuid) -> rusqlite::Result<Option<Appointment>> {
-    let Some(row) = appointment_row(conn, id)? else {
-        return Ok(None);
-    };
-    if row.owner_id != viewer && !is_participant(conn, id, viewer)? {
-        return Ok(None);
-    }
-    render(conn, row, viewer).map(Some)
-}
-
-/// Ids of the appointments blocking `user`'s time within `[start_ms, end_ms)`.
-pub(crate) fn busy_overlaps(
-    conn: &Connection,
-    user: Uuid,
-    start_ms: i64,
-    end_ms: i64,
-    except: Option<Uuid>,
-) -> rusqlite::Result<Vec<Uuid>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.id FROM appointments a JOIN participants p ON p.appointment_id = a.id
-         WHERE p.user_id = ?1 AND p.status IN ('accepted', 'auto') AND a.status != 'cancelled'
-           AND a.start_ms < ?3 AND a.end_ms > ?2 AND a.id != ?4
-         ORDER BY a.start_ms, a.id",
-    )?;
-    let except = except.map(|e| e.to_string()).unwrap_or_default();
-    let rows = stmt.query_map(params![user.to_string(), start_ms, end_ms, except], |r| {
-        parse_uuid(0, &r.get::<_, String>(0)?)
-    })?;
-    rows.collect()
-}
-
-fn agenda(
-    conn: &Connection,
-    actor: Uuid,
-    start_ms: i64,
-    end_ms: i64,
-    include_pending: bool,
-    include_declined: bool,
-) -> rusqlite::Result<Vec<Appointment>> {
-    let mut statuses = vec!["accepted", "auto"];
-    if include_pending {
-        statuses.push("pending");
-    }
-    if include_declined {
-        statuses.push("declined");
-    }
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {APPOINTMENT_COLUMNS}, p.status FROM appointments a
-         JOIN participants p ON p.appointment_id = a.id
-         WHERE p.user_id = ?1 AND a.status != 'cancelled' AND a.start_ms < ?3 AND a.end_ms > ?2
-         ORDER BY a.start_ms, a.id"
-    ))?;
-    let rows = stmt.query_map(params![actor.to_string(), start_ms, end_ms], |r| {
-        Ok((appointment_from_row(r)?, r.get::<_, String>(12)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (row, status) = row?;
-        if statuses.contains(&status.as_str()) {
-            out.push(render(conn, row, actor)?);
-        }
-    }
-    Ok(out)
 }
 
 fn notification_from_row(r: &Row<'_>) -> rusqlite::Result<Notification> {
@@ -392,6 +226,35 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
             Some(appointment) => Ok(QueryResult::Appointment { appointment }),
             None => Err(Rejection::not_found("appointment")),
         },
+        Query::MyStatus { actor, appointment_id } => match appointment_row(conn, *appointment_id)? {
+            Some(row) => match participant(conn, row.id, *actor)? {
+                Some(participant) => Ok(QueryResult::Participation { participant }),
+                None if can_see_appointment(conn, &row, *actor)? => {
+                    Err(Rejection::forbidden("you are not invited to this appointment"))
+                }
+                None => Err(Rejection::not_found("appointment")),
+            },
+            None => Err(Rejection::not_found("appointment")),
+        },
+        Query::Groups { actor } => Ok(QueryResult::Groups {
+            groups: groups::groups_of(conn, *actor)?,
+        }),
+        Query::Group { actor, group_id } => match group_view(conn, *group_id, *actor)? {
+            Some(group) => Ok(QueryResult::Group { group }),
+            None => Err(Rejection::not_found("group")),
+        },
+        Query::GroupAgenda {
+            actor,
+            group_id,
+            start_ms,
+            end_ms,
+        } => match validate::range(*start_ms, *end_ms) {
+            Err(r) => Err(r),
+            Ok(()) => match groups::group_agenda(conn, *group_id, *actor, *start_ms, *end_ms)? {
+                Some((group, members)) => Ok(QueryResult::GroupAgenda { group, members }),
+                None => Err(Rejection::not_found("group")),
+            },
+        },
         Query::Agenda {
             actor,
             start_ms,
@@ -401,7 +264,14 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
         } => match validate::range(*start_ms, *end_ms) {
             Err(r) => Err(r),
             Ok(()) => Ok(QueryResult::Appointments {
-                appointments: agenda(conn, *actor, *start_ms, *end_ms, *include_pending, *include_declined)?,
+                appointments: appointments::agenda(
+                    conn,
+                    *actor,
+                    *start_ms,
+                    *end_ms,
+                    *include_pending,
+                    *include_declined,
+                )?,
             }),
         },
         Query::Notifications {

@@ -1,0 +1,300 @@
+//! Executing one command at its log position.
+//!
+//! [`execute`] is total and deterministic: it reads only the database and the entry, and
+//! every refusal is a [`Rejection`] outcome recorded like a success (idempotency row and
+//! audit row). The command's own writes run inside a savepoint that is rolled back when
+//! the command is rejected, so a rejection changes nothing but the bookkeeping.
+//! Only storage failures (`rusqlite::Error`) escape; those stop the node, as they must.
+
+mod appointments;
+mod groups;
+mod users;
+
+use std::cell::Cell;
+
+use agenda_shared::command::{Command, ExecuteResult, Outcome, Rejection, Request};
+use rusqlite::{OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+use super::read;
+
+/// How long a request id is remembered, in log time.
+pub(crate) const IDEMPOTENCY_TTL_MS: i64 = 24 * 3_600_000;
+
+/// Apply one command entry at `revision`.
+pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) -> rusqlite::Result<ExecuteResult> {
+    let log_time = advance_log_time(tx, req.issued_at_ms)?;
+    let actor_key = req.actor.map(|a| a.to_string()).unwrap_or_default();
+
+    // A retry of a request already applied returns the recorded outcome.
+    let previous: Option<(String, i64, String)> = tx
+        .query_row(
+            "SELECT request_hash, revision, outcome FROM idempotency
+             WHERE actor = ?1 AND request_id = ?2 AND created_at >= ?3",
+            params![actor_key, req.request_id, log_time - IDEMPOTENCY_TTL_MS],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((hash, prev_revision, outcome)) = previous {
+        if hash == req.request_hash {
+            let outcome: Outcome = serde_json::from_str(&outcome)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+            return Ok(ExecuteResult {
+                revision: prev_revision as u64,
+                replayed: true,
+                outcome,
+            });
+        }
+        let outcome = Err(Rejection::IdempotencyMismatch);
+        audit(tx, revision, req, &outcome)?;
+        return Ok(ExecuteResult {
+            revision,
+            replayed: false,
+            outcome,
+        });
+    }
+
+    let outcome = {
+        let sp = tx.savepoint()?;
+        let outcome = Ctx {
+            tx: &sp,
+            req,
+            revision,
+            notified: Cell::new(0),
+        }
+        .run()?;
+        if outcome.is_ok() {
+            sp.commit()?;
+        }
+        // Dropping an uncommitted savepoint rolls it back.
+        outcome
+    };
+
+    let stored = serde_json::to_string(&outcome).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.execute(
+        "INSERT OR REPLACE INTO idempotency (actor, request_id, request_hash, revision, outcome, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            actor_key,
+            req.request_id,
+            req.request_hash,
+            revision as i64,
+            stored,
+            log_time
+        ],
+    )?;
+    audit(tx, revision, req, &outcome)?;
+    Ok(ExecuteResult {
+        revision,
+        replayed: false,
+        outcome,
+    })
+}
+
+/// Log time is the largest proposer timestamp applied so far: deterministic and monotonic,
+/// so an idempotency row, once expired, stays expired on every replica.
+fn advance_log_time(tx: &Transaction<'_>, issued_at_ms: i64) -> rusqlite::Result<i64> {
+    let current: i64 = tx
+        .query_row("SELECT value FROM meta WHERE key = 'log_time'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .unwrap_or(0);
+    if issued_at_ms > current {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('log_time', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [issued_at_ms],
+        )?;
+        tx.execute(
+            "DELETE FROM idempotency WHERE created_at < ?1",
+            [issued_at_ms - IDEMPOTENCY_TTL_MS],
+        )?;
+        return Ok(issued_at_ms);
+    }
+    Ok(current)
+}
+
+fn audit(tx: &Transaction<'_>, revision: u64, req: &Request, outcome: &Outcome) -> rusqlite::Result<()> {
+    let (result, level) = match outcome {
+        Ok(_) => ("accepted", "info"),
+        Err(r) => (r.code(), "warn"),
+    };
+    tx.execute(
+        "INSERT INTO audit (revision, at_ms, component, action, actor, outcome, level, request_id, node)
+         VALUES (?1, ?2, 'store', ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            revision as i64,
+            req.issued_at_ms,
+            req.command.action(),
+            req.actor.map(|a| a.to_string()),
+            result,
+            level,
+            req.request_id,
+            req.node,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Everything a command handler needs.
+struct Ctx<'a> {
+    tx: &'a rusqlite::Savepoint<'a>,
+    req: &'a Request,
+    revision: u64,
+    /// Notifications written so far by this command (for deterministic ids).
+    notified: Cell<u16>,
+}
+
+type Handled = rusqlite::Result<Outcome>;
+
+/// Early-return a rejection from a handler.
+macro_rules! reject {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(rejection) => return Ok(Err(rejection)),
+        }
+    };
+}
+pub(crate) use reject;
+
+impl Ctx<'_> {
+    fn now(&self) -> i64 {
+        self.req.issued_at_ms
+    }
+
+    fn run(&self) -> Handled {
+        match &self.req.command {
+            Command::RegisterUser {
+                user_id,
+                username,
+                email,
+                display_name,
+                password_hash,
+                feed_token,
+            } => self.register_user(
+                *user_id,
+                username,
+                email,
+                display_name,
+                password_hash.expose(),
+                feed_token.expose(),
+            ),
+            Command::UpdateProfile {
+                username,
+                email,
+                display_name,
+            } => self.update_profile(username.as_deref(), email.as_deref(), display_name.as_deref()),
+            Command::ChangePassword { password_hash } => self.change_password(password_hash.expose()),
+            Command::MarkNotificationsRead { ids } => self.mark_notifications_read(ids),
+            Command::RotateFeedToken { feed_token } => self.rotate_feed_token(feed_token.expose()),
+            Command::CreateAppointment {
+                appointment_id,
+                group_id,
+                title,
+                description,
+                start_ms,
+                end_ms,
+                privacy,
+            } => self.create_appointment(&appointments::NewAppointment {
+                id: *appointment_id,
+                group_id: *group_id,
+                title,
+                description,
+                start_ms: *start_ms,
+                end_ms: *end_ms,
+                privacy: *privacy,
+            }),
+            Command::UpdateAppointment {
+                appointment_id,
+                if_version,
+                title,
+                description,
+                start_ms,
+                end_ms,
+                privacy,
+            } => self.update_appointment(
+                *appointment_id,
+                *if_version,
+                &appointments::AppointmentChanges {
+                    title: title.as_deref(),
+                    description: description.as_deref(),
+                    start_ms: *start_ms,
+                    end_ms: *end_ms,
+                    privacy: *privacy,
+                },
+            ),
+            Command::DeleteAppointment {
+                appointment_id,
+                if_version,
+            } => self.delete_appointment(*appointment_id, *if_version),
+            Command::RespondInvitation { appointment_id, accept } => self.respond(*appointment_id, *accept),
+            Command::CreateGroup {
+                group_id,
+                name,
+                description,
+                group_type,
+                creator_rank,
+            } => self.create_group(*group_id, name, description, *group_type, *creator_rank),
+            Command::UpdateGroup {
+                group_id,
+                name,
+                description,
+            } => self.update_group(*group_id, name.as_deref(), description.as_deref()),
+            Command::DeleteGroup { group_id } => self.delete_group(*group_id),
+            Command::AddMember {
+                group_id,
+                user_id,
+                rank,
+            } => self.add_member(*group_id, *user_id, rank.unwrap_or(0)),
+            Command::ChangeRank {
+                group_id,
+                user_id,
+                rank,
+            } => self.change_rank(*group_id, *user_id, *rank),
+            Command::RemoveMember { group_id, user_id } => self.remove_member(*group_id, *user_id),
+            Command::LeaveGroup { group_id } => match self.req.actor {
+                Some(actor) => self.remove_member(*group_id, actor),
+                None => Ok(Err(Rejection::forbidden("this command needs a signed-in user"))),
+            },
+        }
+    }
+
+    /// The acting user, who must exist.
+    fn actor(&self) -> rusqlite::Result<Result<Uuid, Rejection>> {
+        let Some(actor) = self.req.actor else {
+            return Ok(Err(Rejection::forbidden("this command needs a signed-in user")));
+        };
+        if read::user_exists(self.tx, actor)? {
+            Ok(Ok(actor))
+        } else {
+            Ok(Err(Rejection::not_found("user")))
+        }
+    }
+
+    /// Write a notification for `user`. Its id is derived from the log position (UUIDv7
+    /// layout: proposer time, then revision and sequence) so every replica writes the
+    /// same row.
+    fn notify(&self, user: Uuid, kind: &str, payload: serde_json::Value) -> rusqlite::Result<()> {
+        let seq = self.notified.get();
+        self.notified.set(seq.wrapping_add(1));
+        let mut tail = [0u8; 10];
+        tail[..8].copy_from_slice(&self.revision.to_be_bytes());
+        tail[8..].copy_from_slice(&seq.to_be_bytes());
+        let id = uuid::Builder::from_unix_timestamp_millis(self.now().max(0) as u64, &tail).into_uuid();
+        self.tx.execute(
+            "INSERT INTO notifications (id, revision, user_id, kind, payload, created_at, read)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            params![
+                id.to_string(),
+                self.revision as i64,
+                user.to_string(),
+                kind,
+                payload.to_string(),
+                self.now()
+            ],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! Users: registration, profile, password, notification read marks, feed token.
+
+use agenda_shared::command::{Accepted, Rejection};
+use agenda_shared::validate;
+use rusqlite::{OptionalExtension, params};
+use uuid::Uuid;
+
+use super::{Ctx, Handled, read, reject};
+
+impl Ctx<'_> {
+    fn username_taken(&self, username: &str, except: Option<Uuid>) -> rusqlite::Result<bool> {
+        let owner: Option<String> = self
+            .tx
+            .query_row("SELECT id FROM users WHERE username = ?1", [username], |r| r.get(0))
+            .optional()?;
+        Ok(owner.is_some_and(|id| Some(id) != except.map(|e| e.to_string())))
+    }
+
+    fn email_taken(&self, email: &str, except: Option<Uuid>) -> rusqlite::Result<bool> {
+        let owner: Option<String> = self
+            .tx
+            .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
+            .optional()?;
+        Ok(owner.is_some_and(|id| Some(id) != except.map(|e| e.to_string())))
+    }
+
+    pub(super) fn register_user(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        email: &str,
+        display_name: &str,
+        password_hash: &str,
+        feed_token: &str,
+    ) -> Handled {
+        let username = reject!(validate::username(username));
+        let email = reject!(validate::email(email));
+        let display_name = reject!(validate::text(
+            "display_name",
+            display_name,
+            validate::MAX_DISPLAY_NAME,
+            true
+        ));
+        if !password_hash.starts_with("$argon2") || password_hash.len() > 512 {
+            return Ok(Err(Rejection::invalid("password", "must be an argon2 hash")));
+        }
+        if feed_token.len() < 32 || feed_token.len() > 128 {
+            return Ok(Err(Rejection::invalid("feed_token", "must be 32 to 128 characters")));
+        }
+        if read::user_exists(self.tx, user_id)? {
+            return Ok(Err(Rejection::Conflict {
+                reason: "user id already exists".into(),
+                ids: vec![user_id],
+            }));
+        }
+        if self.username_taken(&username, None)? {
+            return Ok(Err(Rejection::Conflict {
+                reason: "username is taken".into(),
+                ids: vec![],
+            }));
+        }
+        if self.email_taken(&email, None)? {
+            return Ok(Err(Rejection::Conflict {
+                reason: "email is already registered".into(),
+                ids: vec![],
+            }));
+        }
+        let now = self.now();
+        self.tx.execute(
+            "INSERT INTO users (id, username, email, display_name, password_hash, feed_token,
+                                created_at, updated_at, password_changed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
+            params![
+                user_id.to_string(),
+                username,
+                email,
+                display_name,
+                password_hash,
+                feed_token,
+                now
+            ],
+        )?;
+        let user = read::user(self.tx, user_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        Ok(Ok(Accepted::User { user }))
+    }
+
+    pub(super) fn update_profile(
+        &self,
+        username: Option<&str>,
+        email: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Handled {
+        let actor = reject!(self.actor()?);
+        if let Some(raw) = username {
+            let username = reject!(validate::username(raw));
+            if self.username_taken(&username, Some(actor))? {
+                return Ok(Err(Rejection::Conflict {
+                    reason: "username is taken".into(),
+                    ids: vec![],
+                }));
+            }
+            self.tx.execute(
+                "UPDATE users SET username = ?2 WHERE id = ?1",
+                params![actor.to_string(), username],
+            )?;
+        }
+        if let Some(raw) = email {
+            let email = reject!(validate::email(raw));
+            if self.email_taken(&email, Some(actor))? {
+                return Ok(Err(Rejection::Conflict {
+                    reason: "email is already registered".into(),
+                    ids: vec![],
+                }));
+            }
+            self.tx.execute(
+                "UPDATE users SET email = ?2 WHERE id = ?1",
+                params![actor.to_string(), email],
+            )?;
+        }
+        if let Some(raw) = display_name {
+            let name = reject!(validate::text("display_name", raw, validate::MAX_DISPLAY_NAME, true));
+            self.tx.execute(
+                "UPDATE users SET display_name = ?2 WHERE id = ?1",
+                params![actor.to_string(), name],
+            )?;
+        }
+        self.tx.execute(
+            "UPDATE users SET updated_at = ?2 WHERE id = ?1",
+            params![actor.to_string(), self.now()],
+        )?;
+        let user = read::user(self.tx, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        Ok(Ok(Accepted::User { user }))
+    }
+
+    pub(super) fn change_password(&self, password_hash: &str) -> Handled {
+        let actor = reject!(self.actor()?);
+        if !password_hash.starts_with("$argon2") || password_hash.len() > 512 {
+            return Ok(Err(Rejection::invalid("password", "must be an argon2 hash")));
+        }
+        self.tx.execute(
+            "UPDATE users SET password_hash = ?2, password_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
+            params![actor.to_string(), password_hash, self.now()],
+        )?;
+        let user = read::user(self.tx, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        Ok(Ok(Accepted::User { user }))
+    }
+
+    pub(super) fn mark_notifications_read(&self, ids: &[Uuid]) -> Handled {
+        let actor = reject!(self.actor()?);
+        if ids.len() > agenda_shared::query::MAX_PAGE as usize {
+            return Ok(Err(Rejection::invalid("ids", "at most 500 ids at once")));
+        }
+        let mut marked = 0u64;
+        if ids.is_empty() {
+            marked += self.tx.execute(
+                "UPDATE notifications SET read = 1 WHERE user_id = ?1 AND read = 0",
+                [actor.to_string()],
+            )? as u64;
+        } else {
+            for id in ids {
+                let owner: Option<String> = self
+                    .tx
+                    .query_row(
+                        "SELECT user_id FROM notifications WHERE id = ?1",
+                        [id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                // Someone else's notification is reported as missing, not as forbidden.
+                if owner.as_deref() != Some(actor.to_string().as_str()) {
+                    return Ok(Err(Rejection::not_found("notification")));
+                }
+                marked += self.tx.execute(
+                    "UPDATE notifications SET read = 1 WHERE id = ?1 AND read = 0",
+                    [id.to_string()],
+                )? as u64;
+            }
+        }
+        let unread: i64 = self.tx.query_row(
+            "SELECT COUNT(*) FROM notifications WHERE user_id = ?1 AND read = 0",
+            [actor.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(Ok(Accepted::NotificationsRead {
+            marked,
+            unread: unread as u64,
+        }))
+    }
+
+    pub(super) fn rotate_feed_token(&self, token: &str) -> Handled {
+        let actor = reject!(self.actor()?);
+        if token.len() < 32 || token.len() > 128 {
+            return Ok(Err(Rejection::invalid("feed_token", "must be 32 to 128 characters")));
+        }
+        self.tx.execute(
+            "UPDATE users SET feed_token = ?2 WHERE id = ?1",
+            params![actor.to_string(), token],
+        )?;
+        Ok(Ok(Accepted::FeedTokenRotated))
+    }
+}

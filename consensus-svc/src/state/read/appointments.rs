@@ -1,0 +1,233 @@
+//! Appointment reads: rows, participants, visibility, privacy masking, agendas.
+
+use agenda_shared::model::{Appointment, AppointmentStatus, Participant, ParticipantStatus, Privacy};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
+
+use super::{bad_value, groups, parse_uuid};
+
+/// An appointment as stored, without participants or masking.
+#[derive(Debug, Clone)]
+pub(crate) struct AppointmentRow {
+    pub(crate) id: Uuid,
+    pub(crate) owner_id: Uuid,
+    pub(crate) group_id: Option<Uuid>,
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) start_ms: i64,
+    pub(crate) end_ms: i64,
+    pub(crate) privacy: Privacy,
+    pub(crate) status: AppointmentStatus,
+    pub(crate) version: u64,
+    pub(crate) created_at_ms: i64,
+    pub(crate) updated_at_ms: i64,
+}
+
+const APPOINTMENT_COLUMNS: &str = "a.id, a.owner_id, a.group_id, a.title, a.description, a.start_ms, a.end_ms, a.privacy, a.status, a.version, a.created_at, a.updated_at";
+
+fn appointment_from_row(r: &Row<'_>) -> rusqlite::Result<AppointmentRow> {
+    let group: Option<String> = r.get(2)?;
+    let privacy: String = r.get(7)?;
+    let status: String = r.get(8)?;
+    Ok(AppointmentRow {
+        id: parse_uuid(0, &r.get::<_, String>(0)?)?,
+        owner_id: parse_uuid(1, &r.get::<_, String>(1)?)?,
+        group_id: group.map(|g| parse_uuid(2, &g)).transpose()?,
+        title: r.get(3)?,
+        description: r.get(4)?,
+        start_ms: r.get(5)?,
+        end_ms: r.get(6)?,
+        privacy: Privacy::parse(&privacy).ok_or_else(|| bad_value(7, "privacy"))?,
+        status: AppointmentStatus::parse(&status).ok_or_else(|| bad_value(8, "status"))?,
+        version: r.get::<_, i64>(9)? as u64,
+        created_at_ms: r.get(10)?,
+        updated_at_ms: r.get(11)?,
+    })
+}
+
+/// Whether an appointment id is in use.
+pub(crate) fn appointment_exists(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT 1 FROM appointments WHERE id = ?1", [id.to_string()], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
+}
+
+/// An appointment row by id.
+pub(crate) fn appointment_row(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AppointmentRow>> {
+    conn.query_row(
+        &format!("SELECT {APPOINTMENT_COLUMNS} FROM appointments a WHERE a.id = ?1"),
+        [id.to_string()],
+        appointment_from_row,
+    )
+    .optional()
+}
+
+/// Whether `user` participates in the appointment.
+pub(crate) fn is_participant(conn: &Connection, appointment: Uuid, user: Uuid) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM participants WHERE appointment_id = ?1 AND user_id = ?2",
+        [appointment.to_string(), user.to_string()],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+}
+
+pub(crate) fn participants(conn: &Connection, appointment: Uuid) -> rusqlite::Result<Vec<Participant>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, status, conflict FROM participants WHERE appointment_id = ?1 ORDER BY user_id",
+    )?;
+    let rows = stmt.query_map([appointment.to_string()], |r| {
+        let status: String = r.get(1)?;
+        Ok(Participant {
+            user_id: parse_uuid(0, &r.get::<_, String>(0)?)?,
+            status: ParticipantStatus::parse(&status).ok_or_else(|| bad_value(1, "participant status"))?,
+            conflict: r.get::<_, i64>(2)? != 0,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Whether `viewer` may see the slot of this appointment at all: its owner, its
+/// participants and the members of its group.
+pub(crate) fn can_see_appointment(conn: &Connection, row: &AppointmentRow, viewer: Uuid) -> rusqlite::Result<bool> {
+    if row.owner_id == viewer || is_participant(conn, row.id, viewer)? {
+        return Ok(true);
+    }
+    match row.group_id {
+        Some(g) => Ok(groups::member_rank(conn, g, viewer)?.is_some()),
+        None => Ok(false),
+    }
+}
+
+/// Render a row for `viewer`, who is already known to be allowed to see the slot.
+/// `freebusy` details are shown to the owner, the participants, and members senior to the
+/// owner in `context` (the group whose agenda is read, else the appointment's group).
+pub(crate) fn render(
+    conn: &Connection,
+    row: AppointmentRow,
+    viewer: Uuid,
+    context: Option<Uuid>,
+) -> rusqlite::Result<Appointment> {
+    let participants = participants(conn, row.id)?;
+    let insider = row.owner_id == viewer || participants.iter().any(|p| p.user_id == viewer);
+    let masked = row.privacy == Privacy::Freebusy
+        && !insider
+        && !match context.or(row.group_id) {
+            Some(g) => groups::is_senior(conn, g, viewer, row.owner_id)?,
+            None => false,
+        };
+    Ok(Appointment {
+        id: row.id,
+        owner_id: row.owner_id,
+        group_id: row.group_id,
+        title: if masked { "Busy".to_owned() } else { row.title },
+        description: if masked { String::new() } else { row.description },
+        start_ms: row.start_ms,
+        end_ms: row.end_ms,
+        privacy: row.privacy,
+        status: row.status,
+        version: row.version,
+        masked,
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+        // Who else is invited is a detail, too.
+        participants: if masked { Vec::new() } else { participants },
+    })
+}
+
+/// An appointment as `viewer` may see it; `None` when it does not exist or is invisible.
+pub(crate) fn appointment_for(conn: &Connection, id: Uuid, viewer: Uuid) -> rusqlite::Result<Option<Appointment>> {
+    let Some(row) = appointment_row(conn, id)? else {
+        return Ok(None);
+    };
+    if !can_see_appointment(conn, &row, viewer)? {
+        return Ok(None);
+    }
+    render(conn, row, viewer, None).map(Some)
+}
+
+/// The participation of `user` in an appointment.
+pub(crate) fn participant(conn: &Connection, appointment: Uuid, user: Uuid) -> rusqlite::Result<Option<Participant>> {
+    Ok(participants(conn, appointment)?.into_iter().find(|p| p.user_id == user))
+}
+
+/// Ids of a group's appointments that are not cancelled, in id order.
+pub(crate) fn live_group_appointments(conn: &Connection, group: Uuid) -> rusqlite::Result<Vec<Uuid>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM appointments WHERE group_id = ?1 AND status != 'cancelled' ORDER BY id")?;
+    let rows = stmt.query_map([group.to_string()], |r| parse_uuid(0, &r.get::<_, String>(0)?))?;
+    rows.collect()
+}
+
+/// Busy appointments of `user` overlapping `[start_ms, end_ms)`, ordered.
+pub(crate) fn busy_rows(
+    conn: &Connection,
+    user: Uuid,
+    start_ms: i64,
+    end_ms: i64,
+) -> rusqlite::Result<Vec<AppointmentRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} FROM appointments a JOIN participants p ON p.appointment_id = a.id
+         WHERE p.user_id = ?1 AND p.status IN ('accepted', 'auto') AND a.status != 'cancelled'
+           AND a.start_ms < ?3 AND a.end_ms > ?2
+         ORDER BY a.start_ms, a.id"
+    ))?;
+    let rows = stmt.query_map(params![user.to_string(), start_ms, end_ms], appointment_from_row)?;
+    rows.collect()
+}
+
+/// Ids of the appointments blocking `user`'s time within `[start_ms, end_ms)`.
+pub(crate) fn busy_overlaps(
+    conn: &Connection,
+    user: Uuid,
+    start_ms: i64,
+    end_ms: i64,
+    except: Option<Uuid>,
+) -> rusqlite::Result<Vec<Uuid>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.id FROM appointments a JOIN participants p ON p.appointment_id = a.id
+         WHERE p.user_id = ?1 AND p.status IN ('accepted', 'auto') AND a.status != 'cancelled'
+           AND a.start_ms < ?3 AND a.end_ms > ?2 AND a.id != ?4
+         ORDER BY a.start_ms, a.id",
+    )?;
+    let except = except.map(|e| e.to_string()).unwrap_or_default();
+    let rows = stmt.query_map(params![user.to_string(), start_ms, end_ms, except], |r| {
+        parse_uuid(0, &r.get::<_, String>(0)?)
+    })?;
+    rows.collect()
+}
+
+pub(crate) fn agenda(
+    conn: &Connection,
+    actor: Uuid,
+    start_ms: i64,
+    end_ms: i64,
+    include_pending: bool,
+    include_declined: bool,
+) -> rusqlite::Result<Vec<Appointment>> {
+    let mut statuses = vec!["accepted", "auto"];
+    if include_pending {
+        statuses.push("pending");
+    }
+    if include_declined {
+        statuses.push("declined");
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {APPOINTMENT_COLUMNS}, p.status FROM appointments a
+         JOIN participants p ON p.appointment_id = a.id
+         WHERE p.user_id = ?1 AND a.status != 'cancelled' AND a.start_ms < ?3 AND a.end_ms > ?2
+         ORDER BY a.start_ms, a.id"
+    ))?;
+    let rows = stmt.query_map(params![actor.to_string(), start_ms, end_ms], |r| {
+        Ok((appointment_from_row(r)?, r.get::<_, String>(12)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (row, status) = row?;
+        if statuses.contains(&status.as_str()) {
+            out.push(render(conn, row, actor, None)?);
+        }
+    }
+    Ok(out)
+}
