@@ -207,6 +207,14 @@ pub enum Command {
         /// `true` to accept, `false` to decline.
         accept: bool,
     },
+    /// A cluster event written to the audit trail by a store (role transition,
+    /// membership change). Proposed by stores only, never built from user input.
+    RecordNodeEvent {
+        /// Event name (`became_leader`, `membership_changed`, ...).
+        event: String,
+        /// Human-readable detail (ids, addresses).
+        detail: String,
+    },
 }
 
 impl Command {
@@ -232,6 +240,7 @@ impl Command {
                 accept: true,
             } => "accept_invitation",
             Command::RespondInvitation { .. } => "decline_invitation",
+            Command::RecordNodeEvent { .. } => "node_event",
             Command::RotateFeedToken { .. } => "rotate_feed_token",
         }
     }
@@ -265,6 +274,8 @@ pub enum Accepted {
     },
     /// The feed token was replaced.
     FeedTokenRotated,
+    /// A node event was recorded in the audit trail.
+    Recorded,
     /// A group was created or changed.
     Group {
         /// The group as the actor sees it.

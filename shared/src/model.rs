@@ -232,6 +232,8 @@ pub struct AuditEntry {
     pub request_id: String,
     /// Node that proposed the command.
     pub node: String,
+    /// Extra detail (node events only).
+    pub detail: Option<String>,
 }
 
 /// Kind of group.

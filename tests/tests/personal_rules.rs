@@ -251,3 +251,58 @@ async fn every_command_leaves_an_audit_row_without_secrets() {
     let audit_rows: String = dump.lines().filter(|l| l.starts_with("audit|")).collect();
     assert!(!audit_rows.contains("argon2"));
 }
+
+#[tokio::test]
+async fn node_events_are_audited_and_users_cannot_forge_them() {
+    let mut m = Machine::new();
+    let alice = m.user("alice").await;
+    let event = |event: &str| Command::RecordNodeEvent {
+        event: event.into(),
+        detail: "agenda-2 is leader at term 3".into(),
+    };
+    assert_eq!(m.run(None, event("became_leader")).await, Ok(Accepted::Recorded));
+    assert!(matches!(
+        m.run(Some(alice), event("became_leader")).await,
+        Err(Rejection::Forbidden { .. })
+    ));
+    assert!(matches!(
+        m.run(None, event("rm -rf")).await,
+        Err(Rejection::Invalid { .. })
+    ));
+    let Ok(QueryResult::Audit { entries }) = m
+        .query(Query::Audit {
+            action: None,
+            level: None,
+            request_id: None,
+            since_ms: None,
+            limit: 3,
+        })
+        .await
+    else {
+        panic!("audit")
+    };
+    let rows: Vec<(&str, &str, &str, Option<&str>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.component.as_str(),
+                e.action.as_str(),
+                e.outcome.as_str(),
+                e.detail.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("store", "node_event", "validation_failed", None),
+            ("store", "node_event", "forbidden", None),
+            (
+                "node",
+                "became_leader",
+                "accepted",
+                Some("agenda-2 is leader at term 3")
+            ),
+        ]
+    );
+}

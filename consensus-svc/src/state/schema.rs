@@ -94,6 +94,9 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX members_user ON members(user_id);
      CREATE INDEX appointments_start ON appointments(start_ms);",
+    // 3: node events carry a detail; audit queries filter by component.
+    "ALTER TABLE audit ADD COLUMN detail TEXT;
+     CREATE INDEX audit_component ON audit(component, seq);",
 ];
 
 /// Bring the database to the newest schema.

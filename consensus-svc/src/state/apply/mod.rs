@@ -12,7 +12,7 @@ mod users;
 
 use std::cell::Cell;
 
-use agenda_shared::command::{Command, ExecuteResult, Outcome, Rejection, Request};
+use agenda_shared::command::{Accepted, Command, ExecuteResult, Outcome, Rejection, Request};
 use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
@@ -120,18 +120,26 @@ fn audit(tx: &Transaction<'_>, revision: u64, req: &Request, outcome: &Outcome) 
         Ok(_) => ("accepted", "info"),
         Err(r) => (r.code(), "warn"),
     };
+    let (component, action, detail) = match &req.command {
+        Command::RecordNodeEvent { event, detail } if outcome.is_ok() => {
+            ("node", event.as_str(), Some(detail.as_str()))
+        }
+        other => ("store", other.action(), None),
+    };
     tx.execute(
-        "INSERT INTO audit (revision, at_ms, component, action, actor, outcome, level, request_id, node)
-         VALUES (?1, ?2, 'store', ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit (revision, at_ms, component, action, actor, outcome, level, request_id, node, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             revision as i64,
             req.issued_at_ms,
-            req.command.action(),
+            component,
+            action,
             req.actor.map(|a| a.to_string()),
             result,
             level,
             req.request_id,
             req.node,
+            detail,
         ],
     )?;
     Ok(())
@@ -254,11 +262,35 @@ impl Ctx<'_> {
                 rank,
             } => self.change_rank(*group_id, *user_id, *rank),
             Command::RemoveMember { group_id, user_id } => self.remove_member(*group_id, *user_id),
+            Command::RecordNodeEvent { event, detail } => self.node_event(event, detail),
             Command::LeaveGroup { group_id } => match self.req.actor {
                 Some(actor) => self.remove_member(*group_id, actor),
                 None => Ok(Err(Rejection::forbidden("this command needs a signed-in user"))),
             },
         }
+    }
+
+    /// Node events are recorded by [`audit`]; here they are only checked.
+    fn node_event(&self, event: &str, detail: &str) -> Handled {
+        if self.req.actor.is_some() {
+            return Ok(Err(Rejection::forbidden("node events come from stores, not users")));
+        }
+        let known = [
+            "became_leader",
+            "membership_changed",
+            "learner_added",
+            "voter_added",
+            "voter_replaced",
+            "voter_removed",
+            "cluster_initialized",
+        ];
+        if !known.contains(&event) {
+            return Ok(Err(Rejection::invalid("event", "unknown node event")));
+        }
+        if detail.len() > 2_000 {
+            return Ok(Err(Rejection::invalid("detail", "at most 2000 bytes")));
+        }
+        Ok(Ok(Accepted::Recorded))
     }
 
     /// The acting user, who must exist.

@@ -164,7 +164,7 @@ fn audit(
 ) -> rusqlite::Result<Vec<AuditEntry>> {
     let limit = limit.clamp(1, MAX_PAGE);
     let mut stmt = conn.prepare_cached(
-        "SELECT revision, at_ms, component, action, actor, outcome, level, request_id, node FROM audit
+        "SELECT revision, at_ms, component, action, actor, outcome, level, request_id, node, detail FROM audit
          WHERE (?1 IS NULL OR action = ?1) AND (?2 IS NULL OR level = ?2)
            AND (?3 IS NULL OR request_id = ?3) AND (?4 IS NULL OR at_ms >= ?4)
          ORDER BY seq DESC LIMIT ?5",
@@ -181,6 +181,7 @@ fn audit(
             level: r.get(6)?,
             request_id: r.get(7)?,
             node: r.get(8)?,
+            detail: r.get(9)?,
         })
     })?;
     rows.collect()
