@@ -242,14 +242,26 @@ async fn anyone_may_leave_but_only_the_creator_renames_or_deletes() {
         panic!("rename")
     };
     assert_eq!(group.name, "renamed");
-    assert!(matches!(
-        m.run(Some(owner), Command::LeaveGroup { group_id: g }).await,
-        Err(Rejection::Conflict { .. })
-    ));
+    let b = m.user("bert").await;
+    add(&mut m, owner, g, b, 7).await.unwrap();
     m.run(Some(a), Command::LeaveGroup { group_id: g })
         .await
         .expect("a member leaves");
-    assert_eq!(group_of(&m, owner, g).await.unwrap().members.len(), 1);
+    assert_eq!(group_of(&m, owner, g).await.unwrap().members.len(), 2);
+
+    // The creator may leave too: the most senior member takes over, with the top rank.
+    m.run(Some(owner), Command::LeaveGroup { group_id: g })
+        .await
+        .expect("the creator leaves");
+    let group = group_of(&m, b, g).await.expect("bert still sees it");
+    assert_eq!((group.creator_id, group.my_rank, group.members.len()), (b, 100, 1));
+    assert_eq!(group_of(&m, owner, g).await, Err(Rejection::not_found("group")));
+    assert!(kinds(&m, b).await.contains(&"group_member_removed".to_owned()));
+    // The last member leaving deletes the group.
+    m.run(Some(b), Command::LeaveGroup { group_id: g })
+        .await
+        .expect("last one leaves");
+    assert_eq!(group_of(&m, b, g).await, Err(Rejection::not_found("group")));
 }
 
 #[tokio::test]

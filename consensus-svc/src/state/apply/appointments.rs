@@ -359,9 +359,19 @@ impl Ctx<'_> {
             )));
         }
         if row.status == AppointmentStatus::Cancelled {
-            return Ok(Err(Rejection::Conflict {
-                reason: "the appointment is cancelled".into(),
-                ids: vec![id],
+            if accept {
+                return Ok(Err(Rejection::Conflict {
+                    reason: "the appointment is cancelled".into(),
+                    ids: vec![id],
+                }));
+            }
+            // Declining always works; on a cancelled appointment it only records the answer.
+            self.set_participant(id, actor, ParticipantStatus::Declined, false)?;
+            let appointment = read::appointment_for(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            let participant = read::participant(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            return Ok(Ok(Accepted::Responded {
+                appointment,
+                participant,
             }));
         }
         let group_type = match row.group_id {

@@ -2,8 +2,10 @@
 //!
 //! Hierarchical: a member acts only on members strictly below their own rank and may give
 //! ranks strictly below their own; the creator holds the top rank. Non-hierarchical: every
-//! rank is 0 and only the creator manages members. Anyone may leave (except the creator,
-//! who deletes the group instead). A non-member is told the group does not exist.
+//! rank is 0 and only the creator manages members. Anyone may leave; when the creator
+//! leaves, the most senior remaining member (earliest joined among equals) becomes the
+//! creator with the leaver's rank, and a group left empty is deleted. A non-member is told
+//! the group does not exist.
 
 use agenda_shared::command::{Accepted, Rejection};
 use agenda_shared::model::GroupType;
@@ -111,6 +113,13 @@ impl Ctx<'_> {
         if group.creator_id != actor {
             return Ok(Err(Rejection::forbidden("only the creator may delete the group")));
         }
+        self.remove_group(&group, actor)?;
+        Ok(Ok(Accepted::Deleted { id }))
+    }
+
+    /// Cancel the group's appointments, notify its members and delete it.
+    fn remove_group(&self, group: &GroupRow, actor: Uuid) -> rusqlite::Result<()> {
+        let id = group.id;
         self.cancel_group_appointments(id, actor)?;
         for m in read::members(self.tx, id)? {
             if m.user_id != actor {
@@ -122,7 +131,44 @@ impl Ctx<'_> {
             }
         }
         self.tx.execute("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
-        Ok(Ok(Accepted::Deleted { id }))
+        Ok(())
+    }
+
+    /// The creator leaves: hand the group to the most senior remaining member, or delete
+    /// it when nobody remains.
+    fn creator_leaves(&self, group: &GroupRow, actor: Uuid, actor_rank: u32) -> Handled {
+        let successor = read::members(self.tx, group.id)?
+            .into_iter()
+            .filter(|m| m.user_id != actor)
+            .max_by(|a, b| {
+                a.rank
+                    .cmp(&b.rank)
+                    .then(b.joined_at_ms.cmp(&a.joined_at_ms))
+                    .then(b.user_id.cmp(&a.user_id))
+            });
+        let Some(successor) = successor else {
+            self.remove_group(group, actor)?;
+            return Ok(Ok(Accepted::Deleted { id: group.id }));
+        };
+        self.tx.execute(
+            "DELETE FROM members WHERE group_id = ?1 AND user_id = ?2",
+            params![group.id.to_string(), actor.to_string()],
+        )?;
+        self.tx.execute(
+            "UPDATE members SET rank = ?3 WHERE group_id = ?1 AND user_id = ?2",
+            params![group.id.to_string(), successor.user_id.to_string(), actor_rank],
+        )?;
+        self.tx.execute(
+            "UPDATE groups SET creator_id = ?2, updated_at = ?3 WHERE id = ?1",
+            params![group.id.to_string(), successor.user_id.to_string(), self.now()],
+        )?;
+        self.drop_pending_invitations(group.id, actor)?;
+        self.notify(
+            successor.user_id,
+            "group_member_removed",
+            json!({ "user_id": actor, "group_id": group.id, "group_name": group.name, "left": true, "new_creator": successor.user_id }),
+        )?;
+        Ok(Ok(Accepted::Deleted { id: group.id }))
     }
 
     pub(super) fn add_member(&self, id: Uuid, user: Uuid, rank: u32) -> Handled {
@@ -202,10 +248,7 @@ impl Ctx<'_> {
         };
         let leaving = user == actor;
         if leaving && group.creator_id == actor {
-            return Ok(Err(Rejection::Conflict {
-                reason: "the creator cannot leave the group; delete it instead".into(),
-                ids: vec![],
-            }));
+            return self.creator_leaves(&group, actor, actor_rank);
         }
         if !leaving {
             let allowed = match group.group_type {

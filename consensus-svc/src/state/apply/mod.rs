@@ -151,7 +151,7 @@ struct Ctx<'a> {
     req: &'a Request,
     revision: u64,
     /// Notifications written so far by this command (for deterministic ids).
-    notified: Cell<u16>,
+    notified: Cell<u32>,
 }
 
 type Handled = rusqlite::Result<Outcome>;
@@ -305,16 +305,16 @@ impl Ctx<'_> {
         }
     }
 
-    /// Write a notification for `user`. Its id is derived from the log position (UUIDv7
-    /// layout: proposer time, then revision and sequence) so every replica writes the
-    /// same row.
+    /// Write a notification for `user`. Its id is built from the log position (a UUIDv8:
+    /// 48 bits of revision, then the command's notification sequence), so every replica
+    /// writes the same row, ids never repeat, and id order is creation order.
     fn notify(&self, user: Uuid, kind: &str, payload: serde_json::Value) -> rusqlite::Result<()> {
         let seq = self.notified.get();
-        self.notified.set(seq.wrapping_add(1));
-        let mut tail = [0u8; 10];
-        tail[..8].copy_from_slice(&self.revision.to_be_bytes());
-        tail[8..].copy_from_slice(&seq.to_be_bytes());
-        let id = uuid::Builder::from_unix_timestamp_millis(self.now().max(0) as u64, &tail).into_uuid();
+        self.notified.set(seq + 1);
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&self.revision.to_be_bytes()[2..]);
+        bytes[9..13].copy_from_slice(&seq.to_be_bytes());
+        let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
         self.tx.execute(
             "INSERT INTO notifications (id, revision, user_id, kind, payload, created_at, read)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",

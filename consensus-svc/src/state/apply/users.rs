@@ -16,6 +16,14 @@ impl Ctx<'_> {
         Ok(owner.is_some_and(|id| Some(id) != except.map(|e| e.to_string())))
     }
 
+    fn feed_token_taken(&self, token: &str) -> rusqlite::Result<bool> {
+        Ok(self
+            .tx
+            .query_row("SELECT 1 FROM users WHERE feed_token = ?1", [token], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     fn email_taken(&self, email: &str, except: Option<Uuid>) -> rusqlite::Result<bool> {
         let owner: Option<String> = self
             .tx
@@ -62,6 +70,12 @@ impl Ctx<'_> {
         if self.email_taken(&email, None)? {
             return Ok(Err(Rejection::Conflict {
                 reason: "email is already registered".into(),
+                ids: vec![],
+            }));
+        }
+        if self.feed_token_taken(feed_token)? {
+            return Ok(Err(Rejection::Conflict {
+                reason: "feed token already in use".into(),
                 ids: vec![],
             }));
         }
@@ -191,6 +205,12 @@ impl Ctx<'_> {
         let actor = reject!(self.actor()?);
         if token.len() < 32 || token.len() > 128 {
             return Ok(Err(Rejection::invalid("feed_token", "must be 32 to 128 characters")));
+        }
+        if self.feed_token_taken(token)? {
+            return Ok(Err(Rejection::Conflict {
+                reason: "feed token already in use".into(),
+                ids: vec![],
+            }));
         }
         self.tx.execute(
             "UPDATE users SET feed_token = ?2 WHERE id = ?1",
