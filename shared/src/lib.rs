@@ -26,3 +26,9 @@ pub mod validate;
 pub mod proto {
     tonic::include_proto!("agenda.v1");
 }
+
+/// Generated protobuf/gRPC code of the discovery agent (package `agenda.discovery.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod discovery_proto {
+    tonic::include_proto!("agenda.discovery.v1");
+}
