@@ -17,6 +17,7 @@ use crate::grpc::admin::AdminService;
 use crate::grpc::raft::RaftService;
 use crate::grpc::store::StoreService;
 use crate::log_store::LogStore;
+use crate::membership::MembershipConfig;
 use crate::network::Network;
 use crate::node::StoreNode;
 use crate::peers::{MAX_MESSAGE, Peers};
@@ -58,6 +59,7 @@ pub struct App {
     pristine: bool,
     drain: Duration,
     internal: CancellationToken,
+    membership: Option<(MembershipConfig, RpcAuth)>,
 }
 
 impl App {
@@ -108,6 +110,13 @@ impl App {
             .map_err(|e| AppError::Raft(e.to_string()))?;
         tracing::info!(node = %config.node_name, raft_id, %grpc_addr, %advertise_addr, pristine, "store built");
 
+        // The agent only takes reports signed as `<NODE_ID>-<suffix>` of its own slot.
+        let membership = config.membership.clone().map(|m| {
+            (
+                m,
+                RpcAuth::new(config.secret.clone(), format!("{}-store", config.node_name)),
+            )
+        });
         let internal = CancellationToken::new();
         let node = StoreNode {
             raft,
@@ -128,6 +137,7 @@ impl App {
             pristine,
             drain: Duration::from_millis(config.timings.drain_ms),
             internal,
+            membership,
         })
     }
 
@@ -170,6 +180,7 @@ impl App {
             auth,
             drain,
             internal,
+            membership,
             ..
         } = self;
         let name = node.name.clone();
@@ -195,6 +206,8 @@ impl App {
                 stop_serving.cancelled().await
             });
         let mut server = tokio::spawn(server);
+        let reconciler = membership
+            .map(|(config, auth)| tokio::spawn(crate::membership::run(node.clone(), config, auth, internal.clone())));
 
         let served = tokio::select! {
             _ = shutdown.cancelled() => None,
@@ -217,6 +230,9 @@ impl App {
                 }
             },
         };
+        if let Some(task) = reconciler {
+            let _ = task.await;
+        }
         tracing::info!(node = %name, "stopping raft");
         if let Err(e) = node.raft.shutdown().await {
             tracing::warn!(node = %name, error = %e, "raft shutdown");

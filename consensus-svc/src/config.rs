@@ -9,6 +9,7 @@ use agenda_shared::auth::ClusterSecret;
 use serde::Deserialize;
 
 use crate::faults::Faults;
+use crate::membership::MembershipConfig;
 
 /// Everything [`crate::App::build`] needs. Tests build it directly.
 #[derive(Clone)]
@@ -28,6 +29,9 @@ pub struct Config {
     pub timings: Timings,
     /// Fault injection (tests); empty in production.
     pub faults: Arc<Faults>,
+    /// Discovery-driven bootstrap and membership (`None`: membership through the Admin
+    /// RPCs only).
+    pub membership: Option<MembershipConfig>,
 }
 
 /// Raft and RPC timings. Every field is read from the environment in upper case
@@ -129,6 +133,16 @@ pub struct EnvConfig {
     pub advertise_addr: Option<String>,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_format: String,
+    /// `DISCOVERY_ADDR`: the slot's discovery agent; unset disables self-organisation.
+    pub discovery_addr: Option<String>,
+    /// `BOOTSTRAP_EXPECT`.
+    pub bootstrap_expect: usize,
+    /// `TARGET_VOTERS`.
+    pub target_voters: usize,
+    /// `REAP_AFTER_MS` (unset: dead voters are never removed automatically).
+    pub reap_after_ms: Option<u64>,
+    /// `RECONCILE_MS`.
+    pub reconcile_ms: u64,
     /// Raft timings (flattened: `HEARTBEAT_MS`, ...).
     #[serde(flatten)]
     pub timings: Timings,
@@ -142,6 +156,11 @@ impl Default for EnvConfig {
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 7000)),
             advertise_addr: None,
             log_format: "text".into(),
+            discovery_addr: None,
+            bootstrap_expect: 7,
+            target_voters: 7,
+            reap_after_ms: None,
+            reconcile_ms: 1000,
             timings: Timings::default(),
         }
     }
@@ -162,7 +181,21 @@ impl EnvConfig {
                 None
             }
         });
+        if self.bootstrap_expect == 0 || self.target_voters == 0 {
+            return Err("BOOTSTRAP_EXPECT and TARGET_VOTERS must be positive".into());
+        }
+        let membership = self
+            .discovery_addr
+            .filter(|a| !a.is_empty())
+            .map(|addr| MembershipConfig {
+                discovery_addr: addr,
+                bootstrap_expect: self.bootstrap_expect,
+                target_voters: self.target_voters,
+                reap_after: self.reap_after_ms.map(Duration::from_millis),
+                interval: Duration::from_millis(self.reconcile_ms.max(50)),
+            });
         Ok(Config {
+            membership,
             node_name: self.node_id,
             data_dir: self.data_dir,
             listen_addr: self.grpc_listen,

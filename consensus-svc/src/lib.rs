@@ -22,6 +22,7 @@ pub mod error;
 pub mod faults;
 mod grpc;
 pub mod log_store;
+pub mod membership;
 mod network;
 pub mod node;
 mod peers;
@@ -31,4 +32,5 @@ pub mod types;
 
 pub use app::{App, AppError};
 pub use config::{Config, EnvConfig, Timings};
+pub use membership::MembershipConfig;
 pub use network::Network;

@@ -157,6 +157,7 @@ impl TestCluster {
             secret: self.secret.clone(),
             timings: self.timings.clone(),
             faults: self.faults.clone(),
+            membership: None,
         };
         // Re-binding the same port right after a stop can race the old socket's close.
         let app = {
