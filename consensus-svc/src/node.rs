@@ -48,6 +48,9 @@ pub struct StoreNode {
     pub(crate) shutdown: CancellationToken,
 }
 
+/// Pause between two read-index rounds that did not reach a quorum.
+const READ_INDEX_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Notifications fetched per database read when streaming a backlog.
 const WATCH_BATCH: u32 = 256;
 
@@ -266,6 +269,12 @@ impl StoreNode {
                         Ok(Err(e)) => e,
                     };
                     let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
+                        // The leader did not hear from a quorum in this round (a slow or
+                        // lost heartbeat): try another round until the deadline.
+                        if Instant::now() + READ_INDEX_RETRY < deadline {
+                            tokio::time::sleep(READ_INDEX_RETRY).await;
+                            continue;
+                        }
                         return Err(StoreError::QuorumUnavailable(err.to_string()));
                     };
                     let Some((leader_id, node)) = self

@@ -106,6 +106,9 @@ pub enum Query {
     },
     /// Audit rows, newest first.
     Audit {
+        /// Filter on component (`store` for commands, `node` for cluster events).
+        #[serde(default)]
+        component: Option<String>,
         /// Filter on action.
         action: Option<String>,
         /// Filter on level.

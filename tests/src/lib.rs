@@ -7,6 +7,7 @@
 //! the others through the stores' fault-injection layer. Every wait polls a condition
 //! with a deadline; nothing sleeps to synchronise.
 
+pub mod api;
 mod cluster;
 pub mod machine;
 pub mod requests;

@@ -225,6 +225,7 @@ async fn every_command_leaves_an_audit_row_without_secrets() {
     let _ = m.book(alice, 10, 5).await;
     let (_, outcome) =
         m.sm.query(Query::Audit {
+            component: None,
             action: None,
             level: None,
             request_id: None,
@@ -271,6 +272,7 @@ async fn node_events_are_audited_and_users_cannot_forge_them() {
     ));
     let Ok(QueryResult::Audit { entries }) = m
         .query(Query::Audit {
+            component: None,
             action: None,
             level: None,
             request_id: None,
@@ -305,4 +307,32 @@ async fn node_events_are_audited_and_users_cannot_forge_them() {
             ),
         ]
     );
+}
+
+#[tokio::test]
+async fn audit_rows_filter_by_component() {
+    let mut m = Machine::new();
+    m.user("alice").await;
+    let event = Command::RecordNodeEvent {
+        event: "voter_added".into(),
+        detail: "agenda-8 joined".into(),
+    };
+    m.run(None, event).await.expect("recorded");
+    for (component, expected) in [("node", vec!["voter_added"]), ("store", vec!["register_user"])] {
+        let Ok(QueryResult::Audit { entries }) = m
+            .query(Query::Audit {
+                component: Some(component.into()),
+                action: None,
+                level: None,
+                request_id: None,
+                since_ms: None,
+                limit: 10,
+            })
+            .await
+        else {
+            panic!("audit")
+        };
+        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, expected, "component {component}");
+    }
 }

@@ -1,7 +1,8 @@
-//! Slots that organise themselves: each slot is a discovery agent plus a store that
-//! reports to it. The cluster forms with no manual step (from seeds or from a DNS name),
-//! replaces a slot that lost its volume, survives a slot cut off from gossip, and comes
-//! back whole after every sidecar restarts at once.
+//! Slots that organise themselves: each slot is a discovery agent, a store and an API
+//! that follow it. The cluster forms with no manual step (from seeds or from a DNS name),
+//! the APIs learn the stores from the member table, a slot that lost its volume is
+//! replaced, a slot cut off from gossip rejoins, and the whole cluster comes back after
+//! all 21 sidecars restart at once.
 
 #[path = "discovery_support/mod.rs"]
 mod discovery_support;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use agenda_shared::command::{Accepted, ExecuteResult};
 use agenda_shared::discovery_proto::MembersRequest;
 use agenda_shared::query::{Query, QueryResult};
+use agenda_tests::api::Client;
 use agenda_tests::requests::{register, request};
 use agenda_tests::{eventually, test_timings};
 use consensus_svc::faults::Faults;
@@ -33,6 +35,11 @@ struct Store {
     node: StoreNode,
 }
 
+struct Api {
+    token: CancellationToken,
+    handle: JoinHandle<Result<(), api_svc::AppError>>,
+}
+
 /// N slots: the agents of a [`Fleet`] and one store per slot on `127.0.0.N`.
 struct Pods {
     fleet: Fleet,
@@ -40,15 +47,21 @@ struct Pods {
     root: TempDir,
     store_addrs: Vec<SocketAddr>,
     stores: Vec<Option<Store>>,
+    api_addrs: Vec<SocketAddr>,
+    apis: Vec<Option<Api>>,
+    jwt: api_svc::Secret,
 }
 
 impl Pods {
     /// Bind the stores, then build the agents (advertising those stores) with `configure`.
     async fn new(n: u32, configure: impl Fn(u32, u16, &mut discovery_svc::Config)) -> Self {
         let mut store_addrs = Vec::new();
+        let mut api_addrs = Vec::new();
         for slot in 1..=n {
-            let probe = std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, slot as u8), 0)).expect("probe");
-            store_addrs.push(probe.local_addr().expect("addr"));
+            for addrs in [&mut store_addrs, &mut api_addrs] {
+                let probe = std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, slot as u8), 0)).expect("probe");
+                addrs.push(probe.local_addr().expect("addr"));
+            }
         }
         let addrs = store_addrs.clone();
         let fleet = Fleet::new(n, move |slot, port, cfg| {
@@ -61,7 +74,48 @@ impl Pods {
             root: TempDir::new().expect("dir"),
             store_addrs,
             stores: (0..n).map(|_| None).collect(),
+            api_addrs,
+            apis: (0..n).map(|_| None).collect(),
+            jwt: api_svc::Secret::new(format!("jwt-{}", Uuid::new_v4().simple())),
         }
+    }
+
+    /// Start slot `slot`'s API knowing no store: it must learn them from its agent.
+    async fn start_api(&mut self, slot: u32) {
+        let mut config = api_svc::Config::new(
+            format!("agenda-{slot}"),
+            Vec::new(),
+            self.jwt.clone(),
+            self.fleet.secret().clone(),
+        );
+        config.http_listen = self.api_addrs[slot as usize - 1];
+        config.discovery_addr = Some(agent_addr(slot, self.fleet.port()));
+        config.password_cost = api_svc::PasswordCost::insecure_fast_for_tests();
+        let app = eventually("the API's port is free again", Duration::from_secs(10), || {
+            let config = config.clone();
+            async move {
+                match api_svc::App::build(config).await {
+                    Ok(app) => Some(app),
+                    Err(api_svc::AppError::Bind { .. }) => None,
+                    Err(e) => panic!("api {slot}: {e}"),
+                }
+            }
+        })
+        .await;
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run(token.clone()));
+        self.apis[slot as usize - 1] = Some(Api { token, handle });
+    }
+
+    async fn stop_api(&mut self, slot: u32) {
+        if let Some(a) = self.apis[slot as usize - 1].take() {
+            a.token.cancel();
+            a.handle.await.expect("join").expect("api stopped cleanly");
+        }
+    }
+
+    fn client(&self, slot: u32) -> Client {
+        Client::new(format!("http://{}", self.api_addrs[slot as usize - 1]))
     }
 
     fn dir(&self, slot: u32) -> PathBuf {
@@ -106,6 +160,7 @@ impl Pods {
         self.fleet.start_all().await;
         for slot in 1..=self.fleet.len() {
             self.start_store(slot).await;
+            self.start_api(slot).await;
         }
     }
 
@@ -170,6 +225,7 @@ impl Pods {
 
     async fn shutdown(mut self) {
         for slot in 1..=self.fleet.len() {
+            self.stop_api(slot).await;
             self.stop_store(slot).await;
         }
         self.fleet.shutdown().await;
@@ -189,11 +245,15 @@ async fn seven_slots_knowing_only_seeds_form_one_cluster_of_seven_voters() {
     for slot in 1..=7 {
         assert!(pods.has_user(slot, id, result.revision).await);
     }
+    // The APIs started with no store address: they learned the stores from their agents.
+    pods.client(2).register("through-api").await;
+    pods.client(6).login("through-api").await;
     // The formation is in the audit trail.
     let (_, outcome) = pods
         .node(leader)
         .query(
             Query::Audit {
+                component: Some("node".into()),
                 action: Some("cluster_initialized".into()),
                 level: None,
                 request_id: None,
@@ -296,8 +356,10 @@ async fn restarting_every_sidecar_at_once_brings_the_same_cluster_back_with_its_
     let leader = pods.wait_formed(7).await;
     let (id, result) = pods.register(leader, "durable").await;
     let before: Vec<u64> = (1..=7).map(|s| pods.node(s).status().raft_id).collect();
-    info!("--- stop all fourteen sidecars, start them again");
+    pods.client(4).register("api-user").await;
+    info!("--- stop all 21 sidecars, start them again");
     for slot in 1..=7 {
+        pods.stop_api(slot).await;
         pods.stop_store(slot).await;
     }
     pods.fleet.stop_all().await;
@@ -309,6 +371,9 @@ async fn restarting_every_sidecar_at_once_brings_the_same_cluster_back_with_its_
         assert!(pods.has_user(slot, id, result.revision).await);
     }
     pods.register(leader, "after-restart").await;
+    for slot in [1, 7] {
+        pods.client(slot).login("api-user").await;
+    }
     // Every agent sees all seven slots alive again.
     let mut client = pods.fleet.client_as(1, "agenda-1-test");
     let reply = client.members(MembersRequest {}).await.expect("members").into_inner();

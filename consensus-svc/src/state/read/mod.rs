@@ -154,8 +154,10 @@ fn notifications(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn audit(
     conn: &Connection,
+    component: Option<&str>,
     action: Option<&str>,
     level: Option<&str>,
     request_id: Option<&str>,
@@ -167,9 +169,10 @@ fn audit(
         "SELECT revision, at_ms, component, action, actor, outcome, level, request_id, node, detail FROM audit
          WHERE (?1 IS NULL OR action = ?1) AND (?2 IS NULL OR level = ?2)
            AND (?3 IS NULL OR request_id = ?3) AND (?4 IS NULL OR at_ms >= ?4)
+           AND (?6 IS NULL OR component = ?6)
          ORDER BY seq DESC LIMIT ?5",
     )?;
-    let rows = stmt.query_map(params![action, level, request_id, since_ms, limit], |r| {
+    let rows = stmt.query_map(params![action, level, request_id, since_ms, limit, component], |r| {
         let actor: Option<String> = r.get(4)?;
         Ok(AuditEntry {
             revision: r.get::<_, i64>(0)? as u64,
@@ -282,6 +285,7 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
             limit,
         } => Ok(notifications(conn, *actor, *unread_only, before.as_ref(), *limit)?),
         Query::Audit {
+            component,
             action,
             level,
             request_id,
@@ -290,6 +294,7 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
         } => Ok(QueryResult::Audit {
             entries: audit(
                 conn,
+                component.as_deref(),
                 action.as_deref(),
                 level.as_deref(),
                 request_id.as_deref(),

@@ -1,0 +1,266 @@
+//! User authentication primitives: HS256 tokens ([`Tokens`]) and argon2id password hashes
+//! ([`Passwords`]).
+//!
+//! A token carries `sub` (user id), `iat`, `exp` and `pwd`, the user's
+//! `password_changed_at_ms` when it was issued. A request is accepted only while `pwd`
+//! equals the user's current value, so a password change revokes every older token
+//! exactly, with no same-second window.
+
+use std::time::Duration;
+
+use agenda_shared::model::User;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::config::{PasswordCost, Secret};
+use crate::error::ApiError;
+
+/// Longest accepted password, in bytes (argon2 copes with more; this bounds the work).
+pub const MAX_PASSWORD: usize = 256;
+/// Shortest accepted new password, in characters.
+pub const MIN_PASSWORD: usize = 8;
+/// Clock skew tolerated on `exp`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
+/// Claims of a user token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user.
+    pub sub: Uuid,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// The user's `password_changed_at_ms` when the token was issued.
+    pub pwd: i64,
+}
+
+/// Issues and verifies user tokens.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Tokens {
+    /// Tokens signed with `secret`, valid for `ttl`.
+    pub fn new(secret: &Secret, ttl: Duration) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+            ttl,
+        }
+    }
+
+    /// A token for `user`, valid from now for the configured lifetime.
+    pub fn issue(&self, user: &User) -> Result<String, ApiError> {
+        let iat = now_secs();
+        let claims = Claims {
+            sub: user.id,
+            iat,
+            exp: iat.saturating_add(self.ttl.as_secs() as i64),
+            pwd: user.password_changed_at_ms,
+        };
+        self.sign(&claims)
+    }
+
+    /// Sign arbitrary claims (tests use it to forge expired tokens).
+    pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
+        encode(&Header::new(jsonwebtoken::Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("token signing: {e}")))
+    }
+
+    /// Check the signature, algorithm and expiry of `token`; returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        if token.len() > 4096 {
+            return Err(ApiError::Unauthorized("the token is malformed"));
+        }
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("the token has expired"),
+                _ => ApiError::Unauthorized("the token is invalid"),
+            })
+    }
+
+    /// Whether `claims` are still valid for `user` (not revoked by a password change).
+    pub fn current_for(claims: &Claims, user: &User) -> Result<(), ApiError> {
+        if claims.sub != user.id || claims.pwd != user.password_changed_at_ms {
+            return Err(ApiError::Unauthorized(
+                "the token was revoked by a password change; sign in again",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Hashes and verifies passwords with argon2id on the blocking pool.
+pub struct Passwords {
+    params: Params,
+    dummy: OnceCell<String>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").field("params", &self.params).finish()
+    }
+}
+
+impl Passwords {
+    /// New hashes use `cost`.
+    pub fn new(cost: PasswordCost) -> Result<Self, String> {
+        let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+            .map_err(|e| format!("argon2 parameters: {e}"))?;
+        Ok(Self {
+            params,
+            dummy: OnceCell::new(),
+        })
+    }
+
+    /// Check a new password against the policy (length only: long passphrases beat rules).
+    pub fn check_policy(field: &str, password: &str) -> Result<(), ApiError> {
+        if password.chars().count() < MIN_PASSWORD {
+            return Err(ApiError::invalid(
+                field,
+                format!("must be at least {MIN_PASSWORD} characters"),
+            ));
+        }
+        if password.len() > MAX_PASSWORD {
+            return Err(ApiError::invalid(
+                field,
+                format!("must be at most {MAX_PASSWORD} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The argon2id PHC string of `password` (computed off the async workers).
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let params = self.params.clone();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+                .map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+    }
+
+    /// Whether `password` matches `hash` (any argon2 variant and cost recorded in it).
+    pub async fn verify(&self, password: String, hash: String) -> Result<bool, ApiError> {
+        if password.len() > MAX_PASSWORD {
+            return Ok(false);
+        }
+        tokio::task::spawn_blocking(move || {
+            let Ok(parsed) = PasswordHash::new(&hash) else {
+                return false;
+            };
+            Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("verify task: {e}")))
+    }
+
+    /// Spend the time of one verification without a real hash, so that an unknown login
+    /// takes as long as a wrong password.
+    pub async fn verify_dummy(&self, password: String) -> Result<(), ApiError> {
+        let hash = self
+            .dummy
+            .get_or_try_init(|| self.hash("agenda-dummy-password".into()))
+            .await?
+            .clone();
+        self.verify(password, hash).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> User {
+        User {
+            id: Uuid::now_v7(),
+            username: "alice".into(),
+            email: "alice@example.org".into(),
+            display_name: "Alice".into(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            password_changed_at_ms: 1_700_000_000_123,
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_and_are_revoked_by_a_password_change() {
+        let tokens = Tokens::new(&Secret::new("k".repeat(32)), Duration::from_secs(60));
+        let mut u = user();
+        let token = tokens.issue(&u).unwrap();
+        let claims = tokens.verify(&token).unwrap();
+        assert_eq!(claims.sub, u.id);
+        Tokens::current_for(&claims, &u).unwrap();
+        u.password_changed_at_ms += 1;
+        assert!(Tokens::current_for(&claims, &u).is_err());
+    }
+
+    #[test]
+    fn expired_tampered_and_foreign_tokens_are_refused() {
+        let tokens = Tokens::new(&Secret::new("k".repeat(32)), Duration::from_secs(60));
+        let u = user();
+        let expired = tokens
+            .sign(&Claims {
+                sub: u.id,
+                iat: now_secs() - 7200,
+                exp: now_secs() - 3600,
+                pwd: u.password_changed_at_ms,
+            })
+            .unwrap();
+        assert!(matches!(tokens.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired")));
+        let token = tokens.issue(&u).unwrap();
+        let mut tampered = token.clone().into_bytes();
+        let i = tampered.len() - 3;
+        tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+        assert!(tokens.verify(&String::from_utf8(tampered).unwrap()).is_err());
+        let other = Tokens::new(&Secret::new("o".repeat(32)), Duration::from_secs(60));
+        assert!(other.verify(&token).is_err());
+        assert!(tokens.verify("not.a.token").is_err());
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_with_argon2id_and_verify() {
+        let p = Passwords::new(PasswordCost::insecure_fast_for_tests()).unwrap();
+        let hash = p.hash("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse".into(), hash.clone()).await.unwrap());
+        assert!(!p.verify("wrong horse".into(), hash).await.unwrap());
+        assert!(!p.verify("x".into(), "not a hash".into()).await.unwrap());
+        p.verify_dummy("whatever".into()).await.unwrap();
+    }
+
+    #[test]
+    fn the_policy_bounds_length() {
+        assert!(Passwords::check_policy("password", "short").is_err());
+        assert!(Passwords::check_policy("password", &"x".repeat(257)).is_err());
+        assert!(Passwords::check_policy("password", "long enough").is_ok());
+    }
+}

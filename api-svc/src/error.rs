@@ -1,0 +1,303 @@
+//! The one error type of the HTTP API and its single mapping to RFC 9457
+//! `application/problem+json` responses with a stable `code`.
+
+use std::time::Duration;
+
+use agenda_shared::command::Rejection;
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::request_id::RequestId;
+use crate::store::StoreError;
+
+/// Media type of error bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Everything a request can fail with. Each variant has one status and one stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, bad header, bad query string): 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field is semantically invalid: 422.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// Missing, malformed, expired or revoked credentials: 401.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated but not allowed: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource (or not visible to the caller): 404.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request clashes with the current state: 409.
+    #[error("{reason}")]
+    Conflict {
+        /// Why.
+        reason: String,
+        /// Conflicting appointments, if any.
+        ids: Vec<Uuid>,
+    },
+    /// `If-Match` names a stale version: 412.
+    #[error("the resource changed (current version {current_version})")]
+    PreconditionFailed {
+        /// The current version.
+        current_version: u64,
+    },
+    /// The `Idempotency-Key` was used before for a different request: 422.
+    #[error("the Idempotency-Key was already used for a different request")]
+    IdempotencyMismatch,
+    /// Too many attempts: 429 with `Retry-After`.
+    #[error("too many attempts")]
+    RateLimited {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// No store can serve the request right now (quorum lost, election): 503 with `Retry-After`.
+    #[error("the agenda is temporarily unavailable")]
+    Unavailable {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The body exceeds the limit: 413.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The body is not JSON: 415.
+    #[error("expected a JSON body (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// The path exists but not with this method: 405.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    /// A bug or a broken dependency: 500. The detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An RFC 9457 problem document as this API writes it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI naming the problem kind: `urn:agenda:problem:{code}`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// Stable machine-readable code: `validation_failed`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `precondition_failed`, `idempotency_mismatch`,
+    /// `rate_limited`, `unavailable`, `payload_too_large`, `unsupported_media_type`,
+    /// `method_not_allowed`, `internal`.
+    pub code: String,
+    /// The request's `X-Request-ID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The offending field (`validation_failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Appointments in the way (`conflict`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicting_ids: Option<Vec<Uuid>>,
+    /// The current version (`precondition_failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+    /// Seconds to wait before retrying (`rate_limited`, `unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// Shorthand for [`ApiError::Invalid`].
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } | ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Invalid { .. } => "validation_failed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::PreconditionFailed { .. } => "precondition_failed",
+            ApiError::IdempotencyMismatch => "idempotency_mismatch",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
+        }
+    }
+
+    /// The problem document for this error (5xx details are replaced by a generic text).
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let detail = match self {
+            ApiError::Internal(_) => "the server could not complete the request".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            kind: format!("urn:agenda:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: self.code().to_owned(),
+            request_id: RequestId::current().map(|r| r.as_str().to_owned()),
+            field: match self {
+                ApiError::Invalid { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+            conflicting_ids: match self {
+                ApiError::Conflict { ids, .. } => Some(ids.clone()),
+                _ => None,
+            },
+            current_version: match self {
+                ApiError::PreconditionFailed { current_version } => Some(*current_version),
+                _ => None,
+            },
+            retry_after: self.retry_after(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let problem = self.problem();
+        let mut response = (self.status(), Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::Invalid { field, reason } => ApiError::Invalid { field, reason },
+            Rejection::Forbidden { reason } => ApiError::Forbidden(reason),
+            Rejection::NotFound { entity } => ApiError::NotFound(entity),
+            Rejection::Conflict { reason, ids } => ApiError::Conflict { reason, ids },
+            Rejection::PreconditionFailed { current_version } => ApiError::PreconditionFailed { current_version },
+            Rejection::IdempotencyMismatch => ApiError::IdempotencyMismatch,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable { retry_after } => ApiError::Unavailable { retry_after },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rejection_maps_to_its_status_and_code() {
+        let cases = [
+            (Rejection::invalid("title", "empty"), 422, "validation_failed"),
+            (Rejection::forbidden("no"), 403, "forbidden"),
+            (Rejection::not_found("appointment"), 404, "not_found"),
+            (
+                Rejection::Conflict {
+                    reason: "overlap".into(),
+                    ids: vec![Uuid::nil()],
+                },
+                409,
+                "conflict",
+            ),
+            (
+                Rejection::PreconditionFailed { current_version: 3 },
+                412,
+                "precondition_failed",
+            ),
+            (Rejection::IdempotencyMismatch, 422, "idempotency_mismatch"),
+        ];
+        for (rejection, status, code) in cases {
+            assert_eq!(rejection.code(), code);
+            let e = ApiError::from(rejection);
+            assert_eq!(e.status().as_u16(), status);
+            assert_eq!(e.code(), code);
+        }
+    }
+
+    #[test]
+    fn internal_errors_say_nothing_internal() {
+        let p = ApiError::Internal("sqlite exploded at /secret/path".into()).problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("sqlite"));
+    }
+
+    #[test]
+    fn conflict_and_retry_extensions_are_present() {
+        let p = ApiError::Conflict {
+            reason: "overlap".into(),
+            ids: vec![Uuid::nil()],
+        }
+        .problem();
+        assert_eq!(p.conflicting_ids, Some(vec![Uuid::nil()]));
+        let r = ApiError::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        };
+        let response = r.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+}

@@ -1,0 +1,331 @@
+//! Extractors, written once: JSON bodies, query strings and path ids whose failures are
+//! problem documents; the authenticated [`Caller`]; the read/write envelopes
+//! ([`ReadMeta`], [`WriteMeta`]); `If-Match`; the client's IP.
+
+use std::net::{IpAddr, SocketAddr};
+
+use agenda_shared::model::User;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::request_id::RequestId;
+use crate::state::{AppState, WriteMeta};
+use crate::store::ReadConsistency;
+
+/// Request header asking for a read at or after a revision (read-your-writes on any slot).
+pub const MIN_REVISION_HEADER: &str = "x-agenda-min-revision";
+/// Request header naming a write's idempotency key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// Longest serde message quoted back to the client.
+const MAX_DETAIL: usize = 300;
+
+/// The peer address of a connection (plain TCP or TLS), as `ConnectInfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+fn truncated(s: String) -> String {
+    if s.len() <= MAX_DETAIL {
+        return s;
+    }
+    let mut end = MAX_DETAIL;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// A JSON body: 415 unless `Content-Type` is JSON, 413 over the body limit, 400 for
+/// malformed JSON, 422 for JSON of the wrong shape (wrong types, unknown or missing fields).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the request body could not be read".into())
+            }
+        })?;
+        // Syntax first (400), then shape (422): `[1,2` is malformed even where an object
+        // was expected.
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(truncated(format!("malformed JSON: {e}"))))?;
+        T::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::invalid("body", truncated(e.to_string())))
+    }
+}
+
+/// A query string; shape errors are 422 `validation_failed`. Unknown parameters are
+/// ignored (`consistency` is read by [`ReadMeta`]).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::invalid("query", truncated(e.body_text())))
+    }
+}
+
+/// Path parameters; a malformed id names no resource: 404.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| ApiPath(p))
+            .map_err(|_| ApiError::NotFound("resource".into()))
+    }
+}
+
+/// How the request wants its reads served: `X-Agenda-Min-Revision: N` (wait for revision N
+/// on whichever store answers), `?consistency=local` (possibly stale), else linearizable.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadMeta {
+    /// The consistency of the request's reads.
+    pub consistency: ReadConsistency,
+}
+
+impl ReadMeta {
+    fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
+        if let Some(v) = parts.headers.get(MIN_REVISION_HEADER) {
+            let revision = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::BadRequest("X-Agenda-Min-Revision must be a revision number".into()))?;
+            return Ok(Self {
+                consistency: ReadConsistency::MinRevision(revision),
+            });
+        }
+        let requested = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "consistency")
+            .map(|(_, v)| v);
+        let consistency = match requested {
+            None | Some("linearizable") => ReadConsistency::Linearizable,
+            Some("local") => ReadConsistency::Local,
+            Some(_) => return Err(ApiError::invalid("consistency", "must be `linearizable` or `local`")),
+        };
+        Ok(Self { consistency })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Self::from_parts(parts)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WriteMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let key = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
+            None => None,
+            Some(v) => {
+                let key = v.to_str().ok().map(str::trim).filter(|k| {
+                    !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic())
+                });
+                Some(key.ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ))
+                })?)
+            }
+        };
+        // Without a key, a request id we generated is unique and links the audit row to
+        // the response's X-Request-ID.
+        let request_id = match key {
+            Some(k) => k.to_owned(),
+            None => match parts.extensions.get::<RequestId>() {
+                Some(r) if r.is_generated() => r.as_str().to_owned(),
+                _ => uuid::Uuid::now_v7().to_string(),
+            },
+        };
+        Ok(WriteMeta {
+            request_id,
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+        })
+    }
+}
+
+/// The signed-in user (`Authorization: Bearer …`), checked against the store: the token
+/// must be well signed, unexpired and not older than the user's last password change.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user as read for this request.
+    pub user: User,
+    /// The revision that read was served at.
+    pub revision: u64,
+}
+
+impl Caller {
+    /// The user's id.
+    pub fn id(&self) -> uuid::Uuid {
+        self.user.id
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
+        let read = ReadMeta::from_parts(parts)?;
+        let (revision, user) = state.authenticate(token, read.consistency).await?;
+        Ok(Caller { user, revision })
+    }
+}
+
+/// The `If-Match` version: `5`, `"5"` or `W/"5"`; absent or `*` means any version.
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let raw = v
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("If-Match is malformed".into()))?
+            .trim();
+        if raw == "*" {
+            return Ok(IfMatch(None));
+        }
+        let unquoted = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+        unquoted
+            .parse::<u64>()
+            .map(|v| IfMatch(Some(v)))
+            .map_err(|_| ApiError::BadRequest("If-Match must name an appointment version, e.g. \"3\"".into()))
+    }
+}
+
+/// The client's IP address, when the connection info is known.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<PeerAddr>>()
+                .map(|ConnectInfo(PeerAddr(a))| a.ip()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn consistency_comes_from_the_header_or_the_query() {
+        let c = |uri, h: &[(&str, &str)]| ReadMeta::from_parts(&parts(uri, h)).map(|r| r.consistency);
+        assert_eq!(c("/x", &[]).unwrap(), ReadConsistency::Linearizable);
+        assert_eq!(c("/x?a=1&consistency=local", &[]).unwrap(), ReadConsistency::Local);
+        assert_eq!(
+            c("/x?consistency=local", &[(MIN_REVISION_HEADER, "42")]).unwrap(),
+            ReadConsistency::MinRevision(42)
+        );
+        assert!(c("/x?consistency=eventual", &[]).is_err());
+        assert!(c("/x", &[(MIN_REVISION_HEADER, "-1")]).is_err());
+    }
+
+    #[tokio::test]
+    async fn if_match_accepts_plain_quoted_and_weak_versions() {
+        for (raw, want) in [("3", Some(3)), ("\"3\"", Some(3)), ("W/\"3\"", Some(3)), ("*", None)] {
+            let mut p = parts("/", &[("if-match", raw)]);
+            let IfMatch(v) = IfMatch::from_request_parts(&mut p, &()).await.unwrap();
+            assert_eq!(v, want, "{raw}");
+        }
+        let mut p = parts("/", &[("if-match", "\"abc\"")]);
+        assert!(IfMatch::from_request_parts(&mut p, &()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_are_bounded() {
+        let mut ok = parts("/", &[("idempotency-key", "key-1")]);
+        assert_eq!(
+            WriteMeta::from_request_parts(&mut ok, &()).await.unwrap().request_id,
+            "key-1"
+        );
+        let long = "k".repeat(201);
+        let mut bad = parts("/", &[("idempotency-key", &long)]);
+        assert!(WriteMeta::from_request_parts(&mut bad, &()).await.is_err());
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let h = |ct: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            is_json(&m)
+        };
+        assert!(h("application/json"));
+        assert!(h("application/json; charset=utf-8"));
+        assert!(h("application/merge-patch+json"));
+        assert!(!h("text/plain"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}
