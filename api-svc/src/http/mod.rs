@@ -14,6 +14,7 @@ pub mod groups;
 pub mod notifications;
 pub mod ops;
 pub mod reply;
+mod ui;
 pub mod users;
 
 use std::any::Any;
@@ -46,6 +47,7 @@ fn areas() -> OpenApiRouter<AppState> {
         .merge(cluster::router())
         .merge(ops::router())
         .merge(crate::ws::router())
+        .merge(ui::router())
 }
 
 /// The OpenAPI document of every route.

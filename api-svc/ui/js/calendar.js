@@ -1,0 +1,355 @@
+// Week and month views of the caller's agenda (`GET /api/agenda`), with prev/next/today,
+// a toggle for pending invitations, click-to-create and click-to-open. On a narrow screen
+// the week becomes a day-by-day list. The view refreshes itself when a notification says
+// an appointment changed.
+
+import * as api from './api.js';
+import { h, replace, toast } from './dom.js';
+import { defaultStart, myParticipation, openEditor, statusLabel } from './editor.js';
+import {
+  addDays,
+  addMonths,
+  dateKey,
+  fmtDay,
+  fmtLongDay,
+  fmtMonth,
+  fmtHour,
+  fmtTime,
+  fmtTimeRange,
+  fmtWeekday,
+  iso,
+  minutesInto,
+  parseDateKey,
+  sameDay,
+  startOfDay,
+  startOfMonth,
+  startOfWeek,
+} from './time.js';
+
+const HOUR_PX = 48;
+const PENDING_KEY = 'agenda.showPending';
+
+function classesFor(a) {
+  const mine = myParticipation(a);
+  return [
+    'event',
+    a.group_id ? 'group' : 'personal',
+    a.status === 'tentative' && 'tentative',
+    mine?.status === 'pending' && 'pending',
+    a.masked && 'masked',
+  ];
+}
+
+function eventData(a) {
+  return { id: a.id, status: a.status, mine: myParticipation(a)?.status || '', version: String(a.version) };
+}
+
+/** Lay out one day's events in side-by-side lanes where they overlap. */
+function lanes(events) {
+  const sorted = [...events].sort((x, y) => x.s - y.s || y.e - x.e);
+  const out = [];
+  let cluster = [];
+  let clusterEnd = -1;
+  const flush = () => {
+    const laneEnds = [];
+    for (const ev of cluster) {
+      let lane = laneEnds.findIndex((end) => end <= ev.s);
+      if (lane === -1) {
+        lane = laneEnds.length;
+        laneEnds.push(ev.e);
+      } else laneEnds[lane] = ev.e;
+      ev.lane = lane;
+    }
+    for (const ev of cluster) ev.lanes = laneEnds.length;
+    out.push(...cluster);
+    cluster = [];
+  };
+  for (const ev of sorted) {
+    if (cluster.length && ev.s >= clusterEnd) flush();
+    cluster.push(ev);
+    clusterEnd = Math.max(clusterEnd, ev.e);
+  }
+  if (cluster.length) flush();
+  return out;
+}
+
+export function calendarView(root, { mode, date }) {
+  const anchor = parseDateKey(date) || startOfDay(new Date());
+  let showPending = localStorage.getItem(PENDING_KEY) === '1';
+  let appointments = [];
+  let firstRender = true;
+  let disposed = false;
+
+  const range =
+    mode === 'month'
+      ? (() => {
+          const first = startOfWeek(startOfMonth(anchor));
+          return { start: first, end: addDays(first, 42) };
+        })()
+      : (() => {
+          const s = startOfWeek(anchor);
+          return { start: s, end: addDays(s, 7) };
+        })();
+
+  const go = (d) => {
+    location.hash = `#/${mode}/${dateKey(d)}`;
+  };
+  const prev = () => go(mode === 'month' ? addMonths(anchor, -1) : addDays(anchor, -7));
+  const next = () => go(mode === 'month' ? addMonths(anchor, 1) : addDays(anchor, 7));
+
+  const title =
+    mode === 'month'
+      ? fmtMonth(anchor)
+      : (() => {
+          const e = addDays(range.start, 6);
+          return range.start.getMonth() === e.getMonth()
+            ? `${range.start.getDate()} – ${e.getDate()} ${fmtMonth(e)}`
+            : `${fmtDay(range.start)} – ${fmtDay(e)} ${e.getFullYear()}`;
+        })();
+
+  const pendingToggle = h('input', { type: 'checkbox', id: 'show-pending', checked: showPending });
+  pendingToggle.checked = showPending;
+  pendingToggle.addEventListener('change', () => {
+    showPending = pendingToggle.checked;
+    localStorage.setItem(PENDING_KEY, showPending ? '1' : '0');
+    load();
+  });
+
+  const status = h('p', { class: 'cal-status muted', role: 'status' });
+  const body = h('div', { class: ['cal-body', mode], id: 'calendar', dataset: { mode } });
+
+  const toolbar = h(
+    'div',
+    { class: 'cal-toolbar' },
+    h(
+      'div',
+      { class: 'cal-nav' },
+      h('button', { type: 'button', class: 'button small', id: 'cal-today', onclick: () => go(new Date()) }, 'Today'),
+      h('button', { type: 'button', class: 'icon-button', id: 'cal-prev', 'aria-label': mode === 'month' ? 'Previous month' : 'Previous week', onclick: prev }, '‹'),
+      h('button', { type: 'button', class: 'icon-button', id: 'cal-next', 'aria-label': mode === 'month' ? 'Next month' : 'Next week', onclick: next }, '›'),
+      h('h1', { class: 'cal-title', id: 'cal-title' }, title),
+    ),
+    h(
+      'div',
+      { class: 'cal-tools' },
+      h('label', { class: 'switch', for: 'show-pending' }, pendingToggle, h('span', {}, 'Show invitations')),
+      h(
+        'div',
+        { class: 'segmented', role: 'group', 'aria-label': 'View' },
+        h('a', { href: `#/week/${dateKey(anchor)}`, class: mode === 'week' && 'active', id: 'view-week', 'aria-current': mode === 'week' ? 'page' : null }, 'Week'),
+        h('a', { href: `#/month/${dateKey(anchor)}`, class: mode === 'month' && 'active', id: 'view-month', 'aria-current': mode === 'month' ? 'page' : null }, 'Month'),
+      ),
+      h(
+        'button',
+        { type: 'button', class: 'button primary', id: 'new-appointment', onclick: () => create(defaultStart(sameDay(anchor, new Date()) ? null : anchor)) },
+        '+ New',
+      ),
+    ),
+  );
+
+  replace(root, h('section', { class: 'calendar-page' }, toolbar, status, body));
+
+  function create(start, end) {
+    openEditor({ start, end, onChange: load });
+  }
+  function open(a) {
+    openEditor({ appointment: a, onChange: load });
+  }
+
+  function eventButton(a, extra = {}, compact = false) {
+    const label = statusLabel(a);
+    return h(
+      'button',
+      {
+        type: 'button',
+        class: classesFor(a),
+        dataset: eventData(a),
+        title: `${a.title}\n${fmtTimeRange(a.start_time, a.end_time)}${label ? `\n${label}` : ''}`,
+        onclick: (e) => {
+          e.stopPropagation();
+          open(a);
+        },
+        ...extra,
+      },
+      h('span', { class: 'ev-title' }, a.title),
+      h('span', { class: 'ev-time' }, compact ? fmtTime(a.start_time) : fmtTimeRange(a.start_time, a.end_time)),
+      label ? h('span', { class: 'ev-status' }, label) : null,
+    );
+  }
+
+  function renderWeek() {
+    const days = [...Array(7)].map((_, i) => addDays(range.start, i));
+    const today = new Date();
+    const head = h(
+      'div',
+      { class: 'week-head' },
+      h('div', { class: 'gutter' }),
+      days.map((d) =>
+        h(
+          'a',
+          { class: ['day-head', sameDay(d, today) && 'today'], href: `#/week/${dateKey(d)}` },
+          h('span', { class: 'dow' }, fmtWeekday(d)),
+          h('span', { class: 'dom' }, String(d.getDate())),
+        ),
+      ),
+    );
+    const hours = h(
+      'div',
+      { class: 'gutter hours' },
+      [...Array(24)].map((_, i) => h('div', { class: 'hour-label' }, i === 0 ? '' : fmtHour(new Date(2000, 0, 1, i)))),
+    );
+    const cols = days.map((d) => {
+      const col = h('div', { class: ['day-col', sameDay(d, today) && 'today'], dataset: { date: dateKey(d) } });
+      col.addEventListener('click', (e) => {
+        const rect = col.getBoundingClientRect();
+        const minutes = Math.floor(((e.clientY - rect.top) / HOUR_PX) * 2) * 30;
+        const s = new Date(d);
+        s.setMinutes(Math.max(0, Math.min(23 * 60 + 30, minutes)));
+        create(s, new Date(s.getTime() + 3600000));
+      });
+      const dayEvents = appointments
+        .map((a) => ({ a, s: minutesInto(d, a.start_time), e: minutesInto(d, a.end_time) }))
+        .filter((x) => new Date(x.a.start_time) < addDays(d, 1) && new Date(x.a.end_time) > d && x.e > x.s);
+      for (const ev of lanes(dayEvents)) {
+        const btn = eventButton(ev.a);
+        const height = Math.max(((ev.e - ev.s) / 60) * HOUR_PX - 2, 20);
+        btn.style.setProperty('top', `${(ev.s / 60) * HOUR_PX}px`);
+        btn.style.setProperty('height', `${height}px`);
+        btn.style.setProperty('left', `calc(${(100 / ev.lanes) * ev.lane}% + 2px)`);
+        btn.style.setProperty('width', `calc(${100 / ev.lanes}% - 4px)`);
+        if (height < 40) btn.classList.add('short');
+        col.append(btn);
+      }
+      if (sameDay(d, today)) {
+        const now = h('div', { class: 'now-line', 'aria-hidden': 'true' });
+        now.style.setProperty('top', `${(minutesInto(d, today) / 60) * HOUR_PX}px`);
+        col.append(now);
+      }
+      return col;
+    });
+    const grid = h('div', { class: 'week-grid' }, hours, cols);
+    const scroller = h('div', { class: 'week-scroll', id: 'week-scroll' }, grid);
+
+    // The narrow-screen list.
+    const list = h(
+      'div',
+      { class: 'agenda-list' },
+      days.map((d) => {
+        const items = appointments.filter((a) => new Date(a.start_time) < addDays(d, 1) && new Date(a.end_time) > d);
+        return h(
+          'section',
+          { class: ['list-day', sameDay(d, today) && 'today'] },
+          h('h2', {}, fmtLongDay(d)),
+          items.length
+            ? h('ul', {}, items.map((a) => h('li', {}, eventButton(a, { class: [...classesFor(a), 'list-event'] }))))
+            : h('p', { class: 'muted empty-day' }, 'Nothing planned.'),
+        );
+      }),
+    );
+    const kept = body.querySelector('.week-scroll')?.scrollTop;
+    replace(body, h('div', { class: 'week' }, head, scroller), list);
+    scroller.scrollTop = firstRender || kept === undefined ? 7.5 * HOUR_PX : kept;
+    firstRender = false;
+  }
+
+  function renderMonth() {
+    const today = new Date();
+    const days = [...Array(42)].map((_, i) => addDays(range.start, i));
+    const names = days.slice(0, 7).map((d) => h('div', { class: 'month-dow' }, fmtWeekday(d)));
+    const cells = days.map((d) => {
+      const items = appointments.filter((a) => new Date(a.start_time) < addDays(d, 1) && new Date(a.end_time) > d);
+      const shown = items.slice(0, 3);
+      const cell = h(
+        'div',
+        {
+          class: ['month-cell', d.getMonth() !== anchor.getMonth() && 'other', sameDay(d, today) && 'today'],
+          dataset: { date: dateKey(d) },
+        },
+        h('a', { class: 'month-date', href: `#/week/${dateKey(d)}`, 'aria-label': `Week of ${fmtLongDay(d)}` }, String(d.getDate())),
+        h(
+          'div',
+          { class: 'month-events' },
+          shown.map((a) => {
+            const b = eventButton(a, {}, true);
+            b.classList.add('chip');
+            return b;
+          }),
+          items.length > shown.length
+            ? h('a', { class: 'more', href: `#/week/${dateKey(d)}` }, `+${items.length - shown.length} more`)
+            : null,
+        ),
+        items.length ? h('span', { class: 'dots', 'aria-hidden': 'true' }, items.slice(0, 4).map(() => h('i'))) : null,
+      );
+      cell.addEventListener('click', (e) => {
+        if (e.target.closest('a, button')) return;
+        create(defaultStart(d));
+      });
+      return cell;
+    });
+    replace(body, h('div', { class: 'month' }, h('div', { class: 'month-names' }, names), h('div', { class: 'month-grid' }, cells)));
+  }
+
+  function render() {
+    if (mode === 'month') renderMonth();
+    else renderWeek();
+  }
+
+  let loading = null;
+  async function load() {
+    if (disposed) return;
+    const seq = (loading = Symbol('load'));
+    status.textContent = 'Loading…';
+    try {
+      const d = await api.get(
+        `/api/agenda${api.qs({ start: iso(range.start), end: iso(range.end), include: showPending ? 'pending' : '' })}`,
+      );
+      if (seq !== loading || disposed) return;
+      appointments = d.appointments;
+      const pending = appointments.filter((a) => myParticipation(a)?.status === 'pending').length;
+      status.textContent =
+        `${appointments.length} appointment${appointments.length === 1 ? '' : 's'}` +
+        (showPending ? ` · ${pending} invitation${pending === 1 ? '' : 's'} awaiting your answer` : '');
+      body.dataset.loaded = String(Date.now());
+      render();
+    } catch (err) {
+      if (seq !== loading || disposed) return;
+      status.textContent = '';
+      toast(api.message(err), 'error');
+      if (firstRender) render();
+    }
+  }
+
+  // Refresh when a notification says something changed (debounced).
+  let refreshTimer;
+  const onChanged = () => {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(load, 150);
+  };
+  document.addEventListener('agenda:changed', onChanged);
+  const onKey = (e) => {
+    if (e.target.closest('input, textarea, select, dialog')) return;
+    if (e.key === 'ArrowLeft' && e.altKey) prev();
+    if (e.key === 'ArrowRight' && e.altKey) next();
+  };
+  document.addEventListener('keydown', onKey);
+  const onVisible = () => {
+    if (document.visibilityState === 'visible') onChanged();
+  };
+  document.addEventListener('visibilitychange', onVisible);
+  // Keep the "now" line moving.
+  const tick = setInterval(() => {
+    if (mode === 'week') render();
+  }, 60000);
+
+  render();
+  load();
+
+  return () => {
+    disposed = true;
+    clearTimeout(refreshTimer);
+    clearInterval(tick);
+    document.removeEventListener('agenda:changed', onChanged);
+    document.removeEventListener('keydown', onKey);
+    document.removeEventListener('visibilitychange', onVisible);
+  };
+}
