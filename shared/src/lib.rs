@@ -5,6 +5,7 @@
 //! - [`command`], [`query`], [`model`], [`status`]: the typed documents carried inside those
 //!   RPCs (commands proposed to the log, their outcomes, reads, store status).
 //! - [`auth`]: HMAC-SHA256 signing and verification of every cluster RPC (tower layers).
+//! - [`faults`]: test-only fault injection shared by the store and discovery clients.
 //! - [`config`], [`telemetry`], [`shutdown`]: helpers the binaries use to load layered
 //!   configuration, start tracing and turn SIGINT/SIGTERM into a cancellation token.
 //!
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod command;
 pub mod config;
+pub mod faults;
 pub mod model;
 pub mod query;
 pub mod shutdown;
