@@ -104,6 +104,7 @@ impl App {
             shutdown: CancellationToken::new(),
             fingerprint_key: config.jwt_secret.clone(),
             openapi: OnceLock::new(),
+            sidecars: tokio::sync::watch::channel(Vec::new()).0,
         });
         let router =
             crate::http::build(state.clone(), config.max_body_bytes).map_err(|e| AppError::Config(e.to_string()))?;
@@ -158,7 +159,7 @@ impl App {
         let hub = tokio::spawn(state.hub.clone().run(internal.clone()));
         let follower = discovery.map(|(addr, secret)| {
             tokio::spawn(crate::discovery::follow(
-                state.pool.clone(),
+                state.clone(),
                 state.node_id.clone(),
                 addr,
                 secret,

@@ -2,7 +2,6 @@
 //! slot's store first, then the others by slot), and the API reports itself ready to
 //! the agent so the slot's entry says so.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use agenda_shared::auth::RpcAuth;
@@ -11,7 +10,7 @@ use discovery_svc::client::{MembersWatcher, connect};
 use discovery_svc::{Member, MemberState};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::StorePool;
+use crate::state::AppState;
 
 /// Re-send the readiness report this often (the agent may have restarted).
 const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -30,7 +29,7 @@ pub(crate) fn store_addrs(members: &[Member], own_node: &str) -> Vec<String> {
 
 /// Follow the agent at `addr` until `token` is cancelled.
 pub(crate) async fn follow(
-    pool: Arc<StorePool>,
+    app: AppState,
     own_node: String,
     addr: String,
     secret: agenda_shared::auth::ClusterSecret,
@@ -70,10 +69,11 @@ pub(crate) async fn follow(
         }
         let table = members.borrow_and_update().clone();
         let addrs = store_addrs(&table, &own_node);
-        if !addrs.is_empty() && addrs != pool.addrs() {
+        if !addrs.is_empty() && addrs != app.pool.addrs() {
             tracing::info!(stores = ?addrs, "store list follows discovery");
-            pool.set_addrs(addrs);
+            app.pool.set_addrs(addrs);
         }
+        app.sidecars.send_replace(table);
     }
     if let Some(agent) = agent.as_mut() {
         let report = LocalReport {

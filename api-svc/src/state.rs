@@ -54,6 +54,9 @@ pub struct Shared {
     pub(crate) fingerprint_key: Secret,
     /// The OpenAPI document, rendered once.
     pub(crate) openapi: OnceLock<Arc<String>>,
+    /// The slot table from the discovery agent (empty without `DISCOVERY_ADDR`): how the
+    /// cluster page reports the health of every slot's agent and API.
+    pub(crate) sidecars: tokio::sync::watch::Sender<Vec<discovery_svc::Member>>,
 }
 
 impl std::ops::Deref for AppState {

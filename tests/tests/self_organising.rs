@@ -247,7 +247,23 @@ async fn seven_slots_knowing_only_seeds_form_one_cluster_of_seven_voters() {
     }
     // The APIs started with no store address: they learned the stores from their agents.
     pods.client(2).register("through-api").await;
-    pods.client(6).login("through-api").await;
+    let token = pods.client(6).login("through-api").await;
+    // The cluster page's data: every slot's agent alive and API front ready.
+    let client = pods.client(3).with_token(&token);
+    eventually(
+        "the API reports every slot's sidecars healthy",
+        Duration::from_secs(30),
+        || async {
+            let status = client.get("/api/cluster/status").await;
+            let slots = status.json["slots"].as_array()?.clone();
+            let healthy = slots.len() == 7
+                && slots
+                    .iter()
+                    .all(|s| s["discovery"] == "alive" && s["api_ready"] == true && s["store_raft_id"].is_u64());
+            healthy.then_some(())
+        },
+    )
+    .await;
     // The formation is in the audit trail.
     let (_, outcome) = pods
         .node(leader)

@@ -62,6 +62,21 @@ pub struct MemberView {
     pub matched_index: Option<u64>,
 }
 
+/// One slot as its discovery agents report it: the health of its agent and API front.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlotView {
+    /// Slot identity, e.g. `agenda-3`.
+    pub slot: String,
+    /// The slot's agent as gossip sees it: `alive`, `suspect`, `dead` or `left`.
+    pub discovery: String,
+    /// Whether the slot's API front reported itself ready.
+    pub api_ready: bool,
+    /// The Raft id the slot's store reported, if any.
+    pub store_raft_id: Option<u64>,
+    /// Unix milliseconds of the last news about the slot.
+    pub last_seen_ms: u64,
+}
+
 /// The cluster as seen from this API front.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClusterView {
@@ -73,6 +88,9 @@ pub struct ClusterView {
     pub stores: Vec<StoreView>,
     /// The Raft membership.
     pub members: Vec<MemberView>,
+    /// Every slot's agent and API health, from the discovery table (empty when this
+    /// front does not follow an agent).
+    pub slots: Vec<SlotView>,
 }
 
 async fn gather(app: &AppState) -> ClusterView {
@@ -137,11 +155,24 @@ async fn gather(app: &AppState) -> ClusterView {
             },
         })
         .collect();
+    let slots = app
+        .sidecars
+        .borrow()
+        .iter()
+        .map(|m| SlotView {
+            slot: m.node_id.clone(),
+            discovery: m.state.as_str().to_owned(),
+            api_ready: m.api_ready,
+            store_raft_id: m.store_raft_id,
+            last_seen_ms: m.last_seen_ms,
+        })
+        .collect();
     ClusterView {
         api_node: app.node_id.clone(),
         leader_id,
         stores,
         members,
+        slots,
     }
 }
 

@@ -107,6 +107,7 @@ export function clusterView(root) {
             h('li', { class: s.reachable ? 'ok' : 'bad' }, h('span', { class: 'hdot' }), 'store ', s.reachable ? 'answering' : 'not answering'),
             member ? h('li', { class: member.voter ? 'ok' : 'warn' }, h('span', { class: 'hdot' }), member.voter ? 'voter' : 'learner') : h('li', { class: 'warn' }, h('span', { class: 'hdot' }), 'not a member'),
             s.slot && s.slot === st.api_node ? h('li', { class: 'ok' }, h('span', { class: 'hdot' }), 'API front (this one) serving') : null,
+            ...sidecarHealth(st, slotOf(s)),
           ),
           s.error ? h('p', { class: 'slot-error muted small', title: s.error }, s.error) : null,
           h('p', { class: 'mono small muted', title: `Raft id ${s.raft_id ?? '—'} · store at ${s.addr}` }, s.raft_id != null ? `raft ${s.raft_id}` : s.addr),
@@ -150,6 +151,20 @@ export function clusterView(root) {
         h('li', {}, h('time', { class: 'mono' }, c.at.toLocaleTimeString()), ' ', c.slot ? h('strong', {}, c.slot) : h('em', {}, 'no leader'), ` · term ${c.term}`),
       ),
     );
+  }
+
+  // The slot's discovery agent and API front as gossip reports them (absent when this
+  // front does not follow an agent).
+  function sidecarHealth(st, slot) {
+    const entry = (st.slots || []).find((x) => x.slot === slot);
+    if (!entry) return [];
+    const agentTone = entry.discovery === 'alive' ? 'ok' : entry.discovery === 'suspect' ? 'warn' : 'bad';
+    const items = [h('li', { class: agentTone }, h('span', { class: 'hdot' }), `agent ${entry.discovery}`)];
+    if (slot !== st.api_node) {
+      const apiUp = entry.api_ready && entry.discovery === 'alive';
+      items.push(h('li', { class: apiUp ? 'ok' : 'bad' }, h('span', { class: 'hdot' }), apiUp ? 'API front ready' : 'API front not ready'));
+    }
+    return items;
   }
 
   function stat(label, value, tone, attrs = {}) {
