@@ -191,6 +191,7 @@ impl App {
         };
         let mut server = match tls {
             None => {
+                let listener = crate::tls::PlainListener(listener);
                 let service = router.into_make_service_with_connect_info::<PeerAddr>();
                 tokio::spawn(async move {
                     axum::serve(listener, service)

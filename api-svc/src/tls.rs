@@ -112,8 +112,30 @@ impl Listener for TlsListener {
     }
 }
 
-impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+/// Plain TCP with `TCP_NODELAY` on every accepted socket: small writes (WebSocket frames,
+/// streamed bodies) leave at once instead of waiting for the client's delayed ACK.
+#[derive(Debug)]
+pub struct PlainListener(pub TcpListener);
+
+impl Listener for PlainListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = Listener::accept(&mut self.0).await;
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
         PeerAddr(*stream.remote_addr())
     }
 }

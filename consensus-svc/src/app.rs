@@ -9,7 +9,6 @@ use agenda_shared::proto::admin_server::AdminServer;
 use agenda_shared::proto::raft_server::RaftServer;
 use agenda_shared::proto::store_server::StoreServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -127,6 +126,7 @@ impl App {
             raft_id,
             timings: config.timings.clone(),
             shutdown: internal.clone(),
+            reads: Default::default(),
         };
         Ok(Self {
             node,
@@ -197,14 +197,14 @@ impl App {
 
         let stop_serving = internal.clone();
         let server = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .layer(VerifyLayer::new(auth))
             .add_service(raft_svc)
             .add_service(store_svc)
             .add_service(admin_svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                stop_serving.cancelled().await
-            });
+            .serve_with_incoming_shutdown(
+                nodelay_incoming(listener),
+                async move { stop_serving.cancelled().await },
+            );
         let mut server = tokio::spawn(server);
         let reconciler = membership
             .map(|(config, auth)| tokio::spawn(crate::membership::run(node.clone(), config, auth, internal.clone())));
@@ -241,4 +241,11 @@ impl App {
         tracing::info!(node = %name, "store stopped");
         result
     }
+}
+
+/// The listener as tonic's incoming stream with `TCP_NODELAY` on every accepted socket.
+/// (`Server::tcp_nodelay` only applies when tonic binds the socket itself; without it a
+/// response's trailers wait for the peer's delayed ACK, ~40 ms per call.)
+fn nodelay_incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
