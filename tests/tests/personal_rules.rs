@@ -218,6 +218,79 @@ async fn the_agenda_lists_the_callers_appointments_in_order_within_the_range() {
     assert!(matches!(outcome, Err(Rejection::Invalid { .. })));
 }
 
+/// The ids in alice's agenda over `[start_ms, end_ms)`.
+async fn agenda_ids(m: &Machine, actor: Uuid, start_ms: i64, end_ms: i64) -> Vec<Uuid> {
+    let (_, outcome) =
+        m.sm.query(Query::Agenda {
+            actor,
+            start_ms,
+            end_ms,
+            include_pending: false,
+            include_declined: false,
+        })
+        .await
+        .expect("query");
+    let Ok(QueryResult::Appointments { appointments }) = outcome else {
+        panic!("agenda: {outcome:?}")
+    };
+    appointments.iter().map(|a| a.id).collect()
+}
+
+#[tokio::test]
+async fn conflicts_reach_back_a_whole_maximal_appointment_and_follow_a_move() {
+    // The busy-time index only looks back as far as the longest possible appointment:
+    // these are the edges of that window, and the times it keeps for moved appointments.
+    const DAY: i64 = 24 * HOUR;
+    let mut m = Machine::new();
+    let alice = m.user("alice").await;
+    let long = m
+        .book(alice, 100 * DAY, 131 * DAY)
+        .await
+        .expect("31 days, the longest allowed");
+    for day in 0..40 {
+        m.book(alice, day * DAY, day * DAY + HOUR).await.expect("history");
+    }
+    let late_in_long = m.book(alice, 130 * DAY + 23 * HOUR, 131 * DAY + HOUR).await;
+    assert!(
+        matches!(late_in_long, Err(Rejection::Conflict { ref ids, .. }) if ids == &vec![long]),
+        "{late_in_long:?}"
+    );
+    m.book(alice, 131 * DAY, 131 * DAY + HOUR)
+        .await
+        .expect("touching the end");
+    assert_eq!(agenda_ids(&m, alice, 130 * DAY, 130 * DAY + HOUR).await, vec![long]);
+
+    let short = m
+        .book(alice, 200 * DAY + 10 * HOUR, 200 * DAY + 11 * HOUR)
+        .await
+        .expect("short");
+    let moved = m
+        .run(
+            Some(alice),
+            Command::UpdateAppointment {
+                appointment_id: short,
+                if_version: Some(1),
+                title: None,
+                description: None,
+                start_ms: Some(201 * DAY + 10 * HOUR),
+                end_ms: Some(201 * DAY + 11 * HOUR),
+                privacy: None,
+            },
+        )
+        .await;
+    assert!(matches!(moved, Ok(Accepted::Appointment { .. })), "{moved:?}");
+    let at_new_time = m.book(alice, 201 * DAY + 10 * HOUR + 1, 201 * DAY + 12 * HOUR).await;
+    assert!(
+        matches!(at_new_time, Err(Rejection::Conflict { ref ids, .. }) if ids == &vec![short]),
+        "the moved appointment blocks its new time: {at_new_time:?}"
+    );
+    assert_eq!(agenda_ids(&m, alice, 201 * DAY, 202 * DAY).await, vec![short]);
+    assert!(agenda_ids(&m, alice, 200 * DAY, 201 * DAY).await.is_empty());
+    m.book(alice, 200 * DAY + 10 * HOUR, 200 * DAY + 11 * HOUR)
+        .await
+        .expect("the old time is free again");
+}
+
 #[tokio::test]
 async fn every_command_leaves_an_audit_row_without_secrets() {
     let mut m = Machine::new();

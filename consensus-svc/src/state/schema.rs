@@ -97,6 +97,15 @@ const MIGRATIONS: &[&str] = &[
     // 3: node events carry a detail; audit queries filter by component.
     "ALTER TABLE audit ADD COLUMN detail TEXT;
      CREATE INDEX audit_component ON audit(component, seq);",
+    // 4: each participation carries its appointment's time, indexed per user, so "what
+    // blocks this user's time" (every booking's conflict check, agendas, free/busy) reads
+    // only the user's appointments near that time instead of all of them.
+    "ALTER TABLE participants ADD COLUMN start_ms INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE participants ADD COLUMN end_ms INTEGER NOT NULL DEFAULT 0;
+     UPDATE participants SET
+         start_ms = (SELECT a.start_ms FROM appointments a WHERE a.id = participants.appointment_id),
+         end_ms = (SELECT a.end_ms FROM appointments a WHERE a.id = participants.appointment_id);
+     CREATE INDEX participants_time ON participants(user_id, start_ms);",
 ];
 
 /// Bring the database to the newest schema.
@@ -110,4 +119,33 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tracing::info!(version = i + 1, "state database migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_4_copies_each_participation_s_time_from_its_appointment() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users VALUES ('u', 'u', 'u@x', 'U', 'h', 'f', 0, 0, 0);
+             INSERT INTO appointments VALUES ('a', 'u', NULL, 't', '', 100, 200, 'full', 'confirmed', 1, 0, 0);
+             INSERT INTO participants (appointment_id, user_id, status, conflict) VALUES ('a', 'u', 'accepted', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let times: (i64, i64) = conn
+            .query_row("SELECT start_ms, end_ms FROM participants", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(times, (100, 200));
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
 }

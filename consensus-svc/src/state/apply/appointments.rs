@@ -4,6 +4,7 @@
 //! detection is linearizable: two overlapping bookings racing through different nodes are
 //! ordered by the log and the second one sees the first.
 
+use crate::sqlite::Cached;
 use agenda_shared::command::{Accepted, Rejection};
 use agenda_shared::model::{AppointmentStatus, GroupType, ParticipantStatus, Privacy};
 use agenda_shared::validate;
@@ -47,8 +48,9 @@ impl Ctx<'_> {
         status: ParticipantStatus,
         conflict: bool,
     ) -> rusqlite::Result<()> {
-        self.tx.execute(
-            "INSERT INTO participants (appointment_id, user_id, status, conflict) VALUES (?1, ?2, ?3, ?4)
+        self.tx.exec(
+            "INSERT INTO participants (appointment_id, user_id, status, conflict, start_ms, end_ms)
+             SELECT ?1, ?2, ?3, ?4, a.start_ms, a.end_ms FROM appointments a WHERE a.id = ?1
              ON CONFLICT(appointment_id, user_id) DO UPDATE SET status = excluded.status, conflict = excluded.conflict",
             params![
                 appointment.to_string(),
@@ -61,7 +63,7 @@ impl Ctx<'_> {
     }
 
     fn set_status(&self, appointment: Uuid, status: AppointmentStatus) -> rusqlite::Result<()> {
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE appointments SET status = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1",
             params![appointment.to_string(), status.as_str(), self.now()],
         )?;
@@ -165,7 +167,7 @@ impl Ctx<'_> {
             }
             _ => AppointmentStatus::Confirmed,
         };
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO appointments (id, owner_id, group_id, title, description, start_ms, end_ms,
                                        privacy, status, version, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10)",
@@ -269,7 +271,7 @@ impl Ctx<'_> {
             }
         }
         let privacy = changes.privacy.unwrap_or(row.privacy);
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE appointments SET title = ?2, description = ?3, start_ms = ?4, end_ms = ?5, privacy = ?6,
                     version = version + 1, updated_at = ?7
              WHERE id = ?1",
@@ -282,6 +284,10 @@ impl Ctx<'_> {
                 privacy.as_str(),
                 self.now()
             ],
+        )?;
+        self.tx.exec(
+            "UPDATE participants SET start_ms = ?2, end_ms = ?3 WHERE appointment_id = ?1",
+            params![id.to_string(), start, end],
         )?;
         if let Some(group_id) = row.group_id {
             if rescheduled {
@@ -320,7 +326,7 @@ impl Ctx<'_> {
         let non_hierarchical =
             read::group_row(self.tx, group_id)?.is_some_and(|g| g.group_type == GroupType::NonHierarchical);
         if non_hierarchical && others {
-            self.tx.execute(
+            self.tx.exec(
                 "UPDATE appointments SET status = 'tentative' WHERE id = ?1",
                 [id.to_string()],
             )?;
@@ -333,7 +339,7 @@ impl Ctx<'_> {
         let row = reject!(self.owned_appointment(id, actor, if_version)?);
         if row.group_id.is_none() {
             self.tx
-                .execute("DELETE FROM appointments WHERE id = ?1", [id.to_string()])?;
+                .exec("DELETE FROM appointments WHERE id = ?1", [id.to_string()])?;
         } else {
             self.set_status(id, AppointmentStatus::Cancelled)?;
             self.notify_participants(id, "appointment_cancelled", json!({ "reason": "deleted" }), actor)?;
@@ -390,7 +396,7 @@ impl Ctx<'_> {
             }
             if me.status != ParticipantStatus::Accepted {
                 self.set_participant(id, actor, ParticipantStatus::Accepted, false)?;
-                self.tx.execute(
+                self.tx.exec(
                     "UPDATE appointments SET version = version + 1, updated_at = ?2 WHERE id = ?1",
                     params![id.to_string(), self.now()],
                 )?;
@@ -403,7 +409,7 @@ impl Ctx<'_> {
             }
         } else if me.status != ParticipantStatus::Declined {
             self.set_participant(id, actor, ParticipantStatus::Declined, false)?;
-            self.tx.execute(
+            self.tx.exec(
                 "UPDATE appointments SET version = version + 1, updated_at = ?2 WHERE id = ?1",
                 params![id.to_string(), self.now()],
             )?;
@@ -434,7 +440,7 @@ impl Ctx<'_> {
     pub(super) fn drop_pending_invitations(&self, group_id: Uuid, user: Uuid) -> rusqlite::Result<()> {
         let ids = read::live_group_appointments(self.tx, group_id)?;
         for id in ids {
-            let removed = self.tx.execute(
+            let removed = self.tx.exec(
                 "DELETE FROM participants WHERE appointment_id = ?1 AND user_id = ?2 AND status = 'pending'",
                 params![id.to_string(), user.to_string()],
             )?;

@@ -7,6 +7,7 @@
 //! creator with the leaver's rank, and a group left empty is deleted. A non-member is told
 //! the group does not exist.
 
+use crate::sqlite::Cached;
 use agenda_shared::command::{Accepted, Rejection};
 use agenda_shared::model::GroupType;
 use agenda_shared::validate;
@@ -67,7 +68,7 @@ impl Ctx<'_> {
                 ids: vec![id],
             }));
         }
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO groups (id, name, description, group_type, creator_id, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             params![
@@ -79,7 +80,7 @@ impl Ctx<'_> {
                 self.now()
             ],
         )?;
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO members (group_id, user_id, rank, joined_at) VALUES (?1, ?2, ?3, ?4)",
             params![id.to_string(), actor.to_string(), rank, self.now()],
         )?;
@@ -100,7 +101,7 @@ impl Ctx<'_> {
             Some(d) => reject!(validate::text("description", d, MAX_GROUP_DESCRIPTION, false)),
             None => group.description,
         };
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE groups SET name = ?2, description = ?3, updated_at = ?4 WHERE id = ?1",
             params![id.to_string(), name, description, self.now()],
         )?;
@@ -130,7 +131,7 @@ impl Ctx<'_> {
                 )?;
             }
         }
-        self.tx.execute("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
+        self.tx.exec("DELETE FROM groups WHERE id = ?1", [id.to_string()])?;
         Ok(())
     }
 
@@ -150,15 +151,15 @@ impl Ctx<'_> {
             self.remove_group(group, actor)?;
             return Ok(Ok(Accepted::Deleted { id: group.id }));
         };
-        self.tx.execute(
+        self.tx.exec(
             "DELETE FROM members WHERE group_id = ?1 AND user_id = ?2",
             params![group.id.to_string(), actor.to_string()],
         )?;
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE members SET rank = ?3 WHERE group_id = ?1 AND user_id = ?2",
             params![group.id.to_string(), successor.user_id.to_string(), actor_rank],
         )?;
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE groups SET creator_id = ?2, updated_at = ?3 WHERE id = ?1",
             params![group.id.to_string(), successor.user_id.to_string(), self.now()],
         )?;
@@ -199,7 +200,7 @@ impl Ctx<'_> {
                 ids: vec![],
             }));
         }
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO members (group_id, user_id, rank, joined_at) VALUES (?1, ?2, ?3, ?4)",
             params![id.to_string(), user.to_string(), rank, self.now()],
         )?;
@@ -233,7 +234,7 @@ impl Ctx<'_> {
                 "the new rank must be below your own ({actor_rank})"
             ))));
         }
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE members SET rank = ?3 WHERE group_id = ?1 AND user_id = ?2",
             params![id.to_string(), user.to_string(), rank],
         )?;
@@ -262,7 +263,7 @@ impl Ctx<'_> {
                 })));
             }
         }
-        self.tx.execute(
+        self.tx.exec(
             "DELETE FROM members WHERE group_id = ?1 AND user_id = ?2",
             params![id.to_string(), user.to_string()],
         )?;

@@ -10,6 +10,7 @@ mod appointments;
 mod groups;
 mod users;
 
+use crate::sqlite::Cached;
 use std::cell::Cell;
 
 use agenda_shared::command::{Accepted, Command, ExecuteResult, Outcome, Rejection, Request};
@@ -28,7 +29,7 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
 
     // A retry of a request already applied returns the recorded outcome.
     let previous: Option<(String, i64, String)> = tx
-        .query_row(
+        .row(
             "SELECT request_hash, revision, outcome FROM idempotency
              WHERE actor = ?1 AND request_id = ?2 AND created_at >= ?3",
             params![actor_key, req.request_id, log_time - IDEMPOTENCY_TTL_MS],
@@ -54,24 +55,31 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
         });
     }
 
-    let outcome = {
-        let sp = tx.savepoint()?;
-        let outcome = Ctx {
-            tx: &sp,
-            req,
-            revision,
-            notified: Cell::new(0),
+    // The command's changes stand or fall together: a rejection rolls them back. (Named
+    // savepoint statements, prepared once, instead of rusqlite's `Savepoint`, which parses
+    // its SQL on every use.)
+    tx.exec("SAVEPOINT command", [])?;
+    let run = Ctx {
+        tx,
+        req,
+        revision,
+        notified: Cell::new(0),
+    }
+    .run();
+    let outcome = match run {
+        Ok(outcome) if outcome.is_ok() => {
+            tx.exec("RELEASE command", [])?;
+            outcome
         }
-        .run()?;
-        if outcome.is_ok() {
-            sp.commit()?;
+        other => {
+            tx.exec("ROLLBACK TO command", [])?;
+            tx.exec("RELEASE command", [])?;
+            other?
         }
-        // Dropping an uncommitted savepoint rolls it back.
-        outcome
     };
 
     let stored = serde_json::to_string(&outcome).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    tx.execute(
+    tx.exec(
         "INSERT OR REPLACE INTO idempotency (actor, request_id, request_hash, revision, outcome, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -95,18 +103,18 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
 /// so an idempotency row, once expired, stays expired on every replica.
 fn advance_log_time(tx: &Transaction<'_>, issued_at_ms: i64) -> rusqlite::Result<i64> {
     let current: i64 = tx
-        .query_row("SELECT value FROM meta WHERE key = 'log_time'", [], |r| {
+        .row("SELECT value FROM meta WHERE key = 'log_time'", [], |r| {
             r.get::<_, i64>(0)
         })
         .optional()?
         .unwrap_or(0);
     if issued_at_ms > current {
-        tx.execute(
+        tx.exec(
             "INSERT INTO meta (key, value) VALUES ('log_time', ?1)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [issued_at_ms],
         )?;
-        tx.execute(
+        tx.exec(
             "DELETE FROM idempotency WHERE created_at < ?1",
             [issued_at_ms - IDEMPOTENCY_TTL_MS],
         )?;
@@ -126,7 +134,7 @@ fn audit(tx: &Transaction<'_>, revision: u64, req: &Request, outcome: &Outcome) 
         }
         other => ("store", other.action(), None),
     };
-    tx.execute(
+    tx.exec(
         "INSERT INTO audit (revision, at_ms, component, action, actor, outcome, level, request_id, node, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
@@ -147,7 +155,7 @@ fn audit(tx: &Transaction<'_>, revision: u64, req: &Request, outcome: &Outcome) 
 
 /// Everything a command handler needs.
 struct Ctx<'a> {
-    tx: &'a rusqlite::Savepoint<'a>,
+    tx: &'a rusqlite::Connection,
     req: &'a Request,
     revision: u64,
     /// Notifications written so far by this command (for deterministic ids).
@@ -315,7 +323,7 @@ impl Ctx<'_> {
         bytes[..6].copy_from_slice(&self.revision.to_be_bytes()[2..]);
         bytes[9..13].copy_from_slice(&seq.to_be_bytes());
         let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO notifications (id, revision, user_id, kind, payload, created_at, read)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
             params![

@@ -1,5 +1,6 @@
 //! Users: registration, profile, password, notification read marks, feed token.
 
+use crate::sqlite::Cached;
 use agenda_shared::command::{Accepted, Rejection};
 use agenda_shared::validate;
 use rusqlite::{OptionalExtension, params};
@@ -11,7 +12,7 @@ impl Ctx<'_> {
     fn username_taken(&self, username: &str, except: Option<Uuid>) -> rusqlite::Result<bool> {
         let owner: Option<String> = self
             .tx
-            .query_row("SELECT id FROM users WHERE username = ?1", [username], |r| r.get(0))
+            .row("SELECT id FROM users WHERE username = ?1", [username], |r| r.get(0))
             .optional()?;
         Ok(owner.is_some_and(|id| Some(id) != except.map(|e| e.to_string())))
     }
@@ -19,7 +20,7 @@ impl Ctx<'_> {
     fn feed_token_taken(&self, token: &str) -> rusqlite::Result<bool> {
         Ok(self
             .tx
-            .query_row("SELECT 1 FROM users WHERE feed_token = ?1", [token], |_| Ok(()))
+            .row("SELECT 1 FROM users WHERE feed_token = ?1", [token], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -27,7 +28,7 @@ impl Ctx<'_> {
     fn email_taken(&self, email: &str, except: Option<Uuid>) -> rusqlite::Result<bool> {
         let owner: Option<String> = self
             .tx
-            .query_row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
+            .row("SELECT id FROM users WHERE email = ?1", [email], |r| r.get(0))
             .optional()?;
         Ok(owner.is_some_and(|id| Some(id) != except.map(|e| e.to_string())))
     }
@@ -80,7 +81,7 @@ impl Ctx<'_> {
             }));
         }
         let now = self.now();
-        self.tx.execute(
+        self.tx.exec(
             "INSERT INTO users (id, username, email, display_name, password_hash, feed_token,
                                 created_at, updated_at, password_changed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
@@ -113,7 +114,7 @@ impl Ctx<'_> {
                     ids: vec![],
                 }));
             }
-            self.tx.execute(
+            self.tx.exec(
                 "UPDATE users SET username = ?2 WHERE id = ?1",
                 params![actor.to_string(), username],
             )?;
@@ -126,19 +127,19 @@ impl Ctx<'_> {
                     ids: vec![],
                 }));
             }
-            self.tx.execute(
+            self.tx.exec(
                 "UPDATE users SET email = ?2 WHERE id = ?1",
                 params![actor.to_string(), email],
             )?;
         }
         if let Some(raw) = display_name {
             let name = reject!(validate::text("display_name", raw, validate::MAX_DISPLAY_NAME, true));
-            self.tx.execute(
+            self.tx.exec(
                 "UPDATE users SET display_name = ?2 WHERE id = ?1",
                 params![actor.to_string(), name],
             )?;
         }
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE users SET updated_at = ?2 WHERE id = ?1",
             params![actor.to_string(), self.now()],
         )?;
@@ -151,7 +152,7 @@ impl Ctx<'_> {
         if !password_hash.starts_with("$argon2") || password_hash.len() > 512 {
             return Ok(Err(Rejection::invalid("password", "must be an argon2 hash")));
         }
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE users SET password_hash = ?2, password_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
             params![actor.to_string(), password_hash, self.now()],
         )?;
@@ -166,7 +167,7 @@ impl Ctx<'_> {
         }
         let mut marked = 0u64;
         if ids.is_empty() {
-            marked += self.tx.execute(
+            marked += self.tx.exec(
                 "UPDATE notifications SET read = 1 WHERE user_id = ?1 AND read = 0",
                 [actor.to_string()],
             )? as u64;
@@ -174,7 +175,7 @@ impl Ctx<'_> {
             for id in ids {
                 let owner: Option<String> = self
                     .tx
-                    .query_row(
+                    .row(
                         "SELECT user_id FROM notifications WHERE id = ?1",
                         [id.to_string()],
                         |r| r.get(0),
@@ -184,13 +185,13 @@ impl Ctx<'_> {
                 if owner.as_deref() != Some(actor.to_string().as_str()) {
                     return Ok(Err(Rejection::not_found("notification")));
                 }
-                marked += self.tx.execute(
+                marked += self.tx.exec(
                     "UPDATE notifications SET read = 1 WHERE id = ?1 AND read = 0",
                     [id.to_string()],
                 )? as u64;
             }
         }
-        let unread: i64 = self.tx.query_row(
+        let unread: i64 = self.tx.row(
             "SELECT COUNT(*) FROM notifications WHERE user_id = ?1 AND read = 0",
             [actor.to_string()],
             |r| r.get(0),
@@ -212,7 +213,7 @@ impl Ctx<'_> {
                 ids: vec![],
             }));
         }
-        self.tx.execute(
+        self.tx.exec(
             "UPDATE users SET feed_token = ?2 WHERE id = ?1",
             params![actor.to_string(), token],
         )?;

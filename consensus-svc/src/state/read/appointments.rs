@@ -1,6 +1,8 @@
 //! Appointment reads: rows, participants, visibility, privacy masking, agendas.
 
+use crate::sqlite::Cached;
 use agenda_shared::model::{Appointment, AppointmentStatus, Participant, ParticipantStatus, Privacy};
+use agenda_shared::validate::MAX_APPOINTMENT_MS;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
@@ -47,14 +49,14 @@ fn appointment_from_row(r: &Row<'_>) -> rusqlite::Result<AppointmentRow> {
 
 /// Whether an appointment id is in use.
 pub(crate) fn appointment_exists(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM appointments WHERE id = ?1", [id.to_string()], |_| Ok(()))
+    conn.row("SELECT 1 FROM appointments WHERE id = ?1", [id.to_string()], |_| Ok(()))
         .optional()
         .map(|r| r.is_some())
 }
 
 /// An appointment row by id.
 pub(crate) fn appointment_row(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<AppointmentRow>> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {APPOINTMENT_COLUMNS} FROM appointments a WHERE a.id = ?1"),
         [id.to_string()],
         appointment_from_row,
@@ -64,7 +66,7 @@ pub(crate) fn appointment_row(conn: &Connection, id: Uuid) -> rusqlite::Result<O
 
 /// Whether `user` participates in the appointment.
 pub(crate) fn is_participant(conn: &Connection, appointment: Uuid, user: Uuid) -> rusqlite::Result<bool> {
-    conn.query_row(
+    conn.row(
         "SELECT 1 FROM participants WHERE appointment_id = ?1 AND user_id = ?2",
         [appointment.to_string(), user.to_string()],
         |_| Ok(()),
@@ -160,6 +162,22 @@ pub(crate) fn live_group_appointments(conn: &Connection, group: Uuid) -> rusqlit
     rows.collect()
 }
 
+/// Participations (`p`) of user `?1` whose appointment overlaps `[?3, ?4)`. No appointment
+/// lasts longer than [`MAX_APPOINTMENT_MS`], so only those starting after `?2` (= `?3` minus
+/// that) can overlap: the `participants_time` index then reads just the user's appointments
+/// around the range, however long their history.
+const OVERLAPS: &str = "p.user_id = ?1 AND p.start_ms > ?2 AND p.start_ms < ?4 AND p.end_ms > ?3";
+
+/// The parameters of [`OVERLAPS`].
+fn overlap_params(user: Uuid, start_ms: i64, end_ms: i64) -> (String, i64, i64, i64) {
+    (
+        user.to_string(),
+        start_ms.saturating_sub(MAX_APPOINTMENT_MS + 1),
+        start_ms,
+        end_ms,
+    )
+}
+
 /// Busy appointments of `user` overlapping `[start_ms, end_ms)`, ordered.
 pub(crate) fn busy_rows(
     conn: &Connection,
@@ -168,12 +186,11 @@ pub(crate) fn busy_rows(
     end_ms: i64,
 ) -> rusqlite::Result<Vec<AppointmentRow>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {APPOINTMENT_COLUMNS} FROM appointments a JOIN participants p ON p.appointment_id = a.id
-         WHERE p.user_id = ?1 AND p.status IN ('accepted', 'auto') AND a.status != 'cancelled'
-           AND a.start_ms < ?3 AND a.end_ms > ?2
+        "SELECT {APPOINTMENT_COLUMNS} FROM participants p JOIN appointments a ON a.id = p.appointment_id
+         WHERE {OVERLAPS} AND p.status IN ('accepted', 'auto') AND a.status != 'cancelled'
          ORDER BY a.start_ms, a.id"
     ))?;
-    let rows = stmt.query_map(params![user.to_string(), start_ms, end_ms], appointment_from_row)?;
+    let rows = stmt.query_map(overlap_params(user, start_ms, end_ms), appointment_from_row)?;
     rows.collect()
 }
 
@@ -185,14 +202,15 @@ pub(crate) fn busy_overlaps(
     end_ms: i64,
     except: Option<Uuid>,
 ) -> rusqlite::Result<Vec<Uuid>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT a.id FROM appointments a JOIN participants p ON p.appointment_id = a.id
-         WHERE p.user_id = ?1 AND p.status IN ('accepted', 'auto') AND a.status != 'cancelled'
-           AND a.start_ms < ?3 AND a.end_ms > ?2 AND a.id != ?4
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT a.id FROM participants p JOIN appointments a ON a.id = p.appointment_id
+         WHERE {OVERLAPS} AND p.status IN ('accepted', 'auto') AND a.status != 'cancelled'
+           AND a.id != ?5
          ORDER BY a.start_ms, a.id",
-    )?;
+    ))?;
     let except = except.map(|e| e.to_string()).unwrap_or_default();
-    let rows = stmt.query_map(params![user.to_string(), start_ms, end_ms, except], |r| {
+    let (user, from, start_ms, end_ms) = overlap_params(user, start_ms, end_ms);
+    let rows = stmt.query_map(params![user, from, start_ms, end_ms, except], |r| {
         parse_uuid(0, &r.get::<_, String>(0)?)
     })?;
     rows.collect()
@@ -214,12 +232,12 @@ pub(crate) fn agenda(
         statuses.push("declined");
     }
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {APPOINTMENT_COLUMNS}, p.status FROM appointments a
-         JOIN participants p ON p.appointment_id = a.id
-         WHERE p.user_id = ?1 AND a.status != 'cancelled' AND a.start_ms < ?3 AND a.end_ms > ?2
+        "SELECT {APPOINTMENT_COLUMNS}, p.status FROM participants p
+         JOIN appointments a ON a.id = p.appointment_id
+         WHERE {OVERLAPS} AND a.status != 'cancelled'
          ORDER BY a.start_ms, a.id"
     ))?;
-    let rows = stmt.query_map(params![actor.to_string(), start_ms, end_ms], |r| {
+    let rows = stmt.query_map(overlap_params(actor, start_ms, end_ms), |r| {
         Ok((appointment_from_row(r)?, r.get::<_, String>(12)?))
     })?;
     let mut out = Vec::new();

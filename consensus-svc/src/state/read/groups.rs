@@ -1,5 +1,6 @@
 //! Group reads: rows, ranks, member lists, the caller's groups and a group's agenda.
 
+use crate::sqlite::Cached;
 use agenda_shared::model::{Group, GroupMember, GroupType, MemberAgenda};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
@@ -20,7 +21,7 @@ pub(crate) struct GroupRow {
 
 /// A group by id.
 pub(crate) fn group_row(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<GroupRow>> {
-    conn.query_row(
+    conn.row(
         "SELECT id, name, description, group_type, creator_id, created_at, updated_at FROM groups WHERE id = ?1",
         [id.to_string()],
         |r| {
@@ -41,7 +42,7 @@ pub(crate) fn group_row(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<
 
 /// `user`'s rank in the group, `None` when not a member.
 pub(crate) fn member_rank(conn: &Connection, group: Uuid, user: Uuid) -> rusqlite::Result<Option<u32>> {
-    conn.query_row(
+    conn.row(
         "SELECT rank FROM members WHERE group_id = ?1 AND user_id = ?2",
         [group.to_string(), user.to_string()],
         |r| r.get::<_, u32>(0),

@@ -10,6 +10,7 @@ pub(crate) use appointments::{
 };
 pub(crate) use groups::{GroupRow, group_row, group_view, member_rank, members};
 
+use crate::sqlite::Cached;
 use agenda_shared::command::Rejection;
 use agenda_shared::model::{AuditEntry, Credentials, Notification, User};
 use agenda_shared::query::{MAX_PAGE, NotificationCursor, Query, QueryOutcome, QueryResult};
@@ -46,14 +47,14 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
 
 /// Whether a user exists.
 pub(crate) fn user_exists(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM users WHERE id = ?1", [id.to_string()], |_| Ok(()))
+    conn.row("SELECT 1 FROM users WHERE id = ?1", [id.to_string()], |_| Ok(()))
         .optional()
         .map(|r| r.is_some())
 }
 
 /// A user by id.
 pub(crate) fn user(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<User>> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
         [id.to_string()],
         user_from_row,
@@ -63,7 +64,7 @@ pub(crate) fn user(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<User>
 
 fn credentials(conn: &Connection, login: &str) -> rusqlite::Result<Option<Credentials>> {
     let login = login.trim().to_ascii_lowercase();
-    conn.query_row(
+    conn.row(
         &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1 OR email = ?1"),
         [login],
         |r| {
@@ -142,7 +143,7 @@ fn notifications(
     } else {
         None
     };
-    let unread: i64 = conn.query_row(
+    let unread: i64 = conn.row(
         "SELECT COUNT(*) FROM notifications WHERE user_id = ?1 AND read = 0",
         [actor.to_string()],
         |r| r.get(0),
@@ -199,7 +200,7 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
         },
         Query::FeedOwner { token } => {
             let owner: Option<String> = conn
-                .query_row("SELECT id FROM users WHERE feed_token = ?1", [token.expose()], |r| {
+                .row("SELECT id FROM users WHERE feed_token = ?1", [token.expose()], |r| {
                     r.get(0)
                 })
                 .optional()?;
@@ -213,7 +214,7 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
         }
         Query::FeedToken { actor } => {
             let token: Option<String> = conn
-                .query_row("SELECT feed_token FROM users WHERE id = ?1", [actor.to_string()], |r| {
+                .row("SELECT feed_token FROM users WHERE id = ?1", [actor.to_string()], |r| {
                     r.get(0)
                 })
                 .optional()?;
