@@ -46,6 +46,25 @@ pub struct StoreNode {
     pub(crate) raft_id: NodeId,
     pub(crate) timings: Timings,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) reads: Arc<ReadRounds>,
+}
+
+/// Leadership confirmations shared by concurrent linearizable reads. A read joins the next
+/// round that starts after it arrived (a round that began earlier could predate a write the
+/// reader already saw acknowledged), so however many reads arrive together, the leader sends
+/// one heartbeat round per batch instead of one per read.
+#[derive(Debug, Default)]
+pub struct ReadRounds {
+    state: std::sync::Mutex<RoundState>,
+}
+
+type RoundResult =
+    Result<u64, openraft::error::RaftError<NodeId, openraft::error::CheckIsLeaderError<NodeId, NodeInfo>>>;
+
+#[derive(Debug, Default)]
+struct RoundState {
+    waiting: Vec<tokio::sync::oneshot::Sender<RoundResult>>,
+    running: bool,
 }
 
 /// Pause between two read-index rounds that did not reach a quorum.
@@ -248,7 +267,9 @@ impl StoreNode {
         }
     }
 
-    /// Serve a read at the requested consistency.
+    /// Serve a read at the requested consistency. A linearizable read learns the read index
+    /// (from its own leadership round, or from the leader), waits until this replica has
+    /// applied it, and is then served here: every store serves its own reads.
     pub async fn query(
         &self,
         query: Query,
@@ -259,71 +280,131 @@ impl StoreNode {
             ReadConsistency::Local => {}
             ReadConsistency::MinRevision(wanted) => self.wait_applied(wanted).await?,
             ReadConsistency::Linearizable => {
-                let deadline = Instant::now() + self.timings.write_timeout() + self.timings.leader_wait();
-                loop {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    let check = tokio::time::timeout(remaining, self.raft.ensure_linearizable()).await;
-                    let err = match check {
-                        Err(_) => return Err(StoreError::QuorumUnavailable("read-index timed out".into())),
-                        Ok(Ok(_)) => break,
-                        Ok(Err(e)) => e,
-                    };
-                    let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
-                        // The leader did not hear from a quorum in this round (a slow or
-                        // lost heartbeat): try another round until the deadline.
-                        if Instant::now() + READ_INDEX_RETRY < deadline {
-                            tokio::time::sleep(READ_INDEX_RETRY).await;
-                            continue;
-                        }
-                        return Err(StoreError::QuorumUnavailable(err.to_string()));
-                    };
-                    let Some((leader_id, node)) = self
-                        .leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline)
-                        .await?
-                    else {
-                        continue;
-                    };
-                    if forwarded {
-                        return Err(StoreError::NotLeader {
-                            leader_addr: Some(node.addr),
-                        });
-                    }
-                    match self.forward_query(&node, &query, deadline).await {
-                        Err(Retry::Again) => self.wait_leader_change(leader_id, deadline).await?,
-                        Err(Retry::Fail(e)) => return Err(e),
-                        Ok(result) => return Ok(result),
-                    }
-                }
+                let index = self.read_index(forwarded).await?;
+                self.wait_applied(index).await?;
             }
         }
         Ok(self.state.query(query).await?)
     }
 
-    async fn forward_query(
-        &self,
-        leader: &NodeInfo,
-        query: &Query,
-        deadline: Instant,
-    ) -> Result<(u64, QueryOutcome), Retry> {
-        let bytes = serde_json::to_vec(query).map_err(|e| Retry::Fail(StoreError::BadRequest(e.to_string())))?;
-        let reply = self
+    /// The index a linearizable read arriving now must see: confirmed by this node's own
+    /// leadership round, or asked of the leader (unless `forwarded`: a leader never asks
+    /// on). Bounded by the write timeout plus one leader election.
+    pub async fn read_index(&self, forwarded: bool) -> Result<u64, StoreError> {
+        let deadline = Instant::now() + self.timings.write_timeout() + self.timings.leader_wait();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let err = match tokio::time::timeout(remaining, self.leader_round()).await {
+                Err(_) => return Err(StoreError::QuorumUnavailable("read-index timed out".into())),
+                Ok(Ok(index)) => return Ok(index),
+                Ok(Err(e)) => e,
+            };
+            let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
+                // The leader did not hear from a quorum in this round (a slow or lost
+                // heartbeat): try another round until the deadline.
+                if Instant::now() + READ_INDEX_RETRY < deadline {
+                    tokio::time::sleep(READ_INDEX_RETRY).await;
+                    continue;
+                }
+                return Err(StoreError::QuorumUnavailable(err.to_string()));
+            };
+            let Some((leader_id, node)) = self
+                .leader_from_hint(fwd.leader_id, fwd.leader_node.clone(), deadline)
+                .await?
+            else {
+                continue;
+            };
+            if forwarded {
+                return Err(StoreError::NotLeader {
+                    leader_addr: Some(node.addr),
+                });
+            }
+            match self.forward_read_index(&node, deadline).await {
+                Err(Retry::Again) => self.wait_leader_change(leader_id, deadline).await?,
+                Err(Retry::Fail(e)) => return Err(e),
+                Ok(index) => return Ok(index),
+            }
+        }
+    }
+
+    /// Join the next leadership round (see [`ReadRounds`]); the read index when this node is
+    /// the leader and heard from a quorum.
+    async fn leader_round(&self) -> RoundResult {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut state = self.reads.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.waiting.push(tx);
+            !std::mem::replace(&mut state.running, true)
+        };
+        if start {
+            let node = self.clone();
+            tokio::spawn(async move { node.run_rounds().await });
+        }
+        match rx.await {
+            Ok(result) => result,
+            // The round task ended without answering: only when the runtime shuts down.
+            Err(_) => Err(openraft::error::RaftError::Fatal(openraft::error::Fatal::Stopped)),
+        }
+    }
+
+    /// Run rounds while reads wait; each round answers the reads that arrived before it.
+    async fn run_rounds(&self) {
+        loop {
+            let batch = {
+                let mut state = self.reads.state.lock().unwrap_or_else(|p| p.into_inner());
+                if state.waiting.is_empty() {
+                    state.running = false;
+                    return;
+                }
+                std::mem::take(&mut state.waiting)
+            };
+            let result = match tokio::time::timeout(self.timings.write_timeout(), self.raft.get_read_log_id()).await {
+                Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.map_or(0, |l| l.index)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(openraft::error::RaftError::APIError(
+                    openraft::error::CheckIsLeaderError::QuorumNotEnough(openraft::error::QuorumNotEnough {
+                        cluster: "no quorum answered the leadership round in time".into(),
+                        got: Default::default(),
+                    }),
+                )),
+            };
+            for tx in batch {
+                let _ = tx.send(result.clone());
+            }
+        }
+    }
+
+    /// Ask the leader for the read index. A leader from before `ReadIndex` existed (during a
+    /// rolling upgrade) answers `Unimplemented`; then a linearizable no-op query gives the
+    /// same bound: the revision it answers is its applied index after its own read-index.
+    async fn forward_read_index(&self, leader: &NodeInfo, deadline: Instant) -> Result<u64, Retry> {
+        let asked = self
             .forward(leader, deadline, |mut client| async move {
-                client
-                    .query(QueryRequest {
-                        consistency: agenda_shared::proto::Consistency::Linearizable as i32,
-                        min_revision: 0,
-                        query: bytes,
-                        forwarded: true,
-                    })
-                    .await
+                client.read_index(agenda_shared::proto::ReadIndexRequest {}).await
             })
-            .await?;
-        let outcome = serde_json::from_slice(&reply.result).map_err(|e| {
-            Retry::Fail(StoreError::BadRequest(format!(
-                "leader answered an undecodable result: {e}"
-            )))
-        })?;
-        Ok((reply.revision, outcome))
+            .await;
+        match asked {
+            Ok(reply) => Ok(reply.index),
+            Err(Retry::Fail(StoreError::Forwarded(status))) if status.code() == tonic::Code::Unimplemented => {
+                let probe = Query::User { user_id: Uuid::nil() };
+                let bytes =
+                    serde_json::to_vec(&probe).map_err(|e| Retry::Fail(StoreError::BadRequest(e.to_string())))?;
+                let reply = self
+                    .forward(leader, deadline, |mut client| async move {
+                        client
+                            .query(QueryRequest {
+                                consistency: agenda_shared::proto::Consistency::Linearizable as i32,
+                                min_revision: 0,
+                                query: bytes,
+                                forwarded: true,
+                            })
+                            .await
+                    })
+                    .await?;
+                Ok(reply.revision)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Wait until this replica has applied `wanted`, bounded by the read timeout.

@@ -318,6 +318,48 @@ async fn reads_honour_linearizable_local_and_min_revision() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn linearizable_reads_on_followers_see_every_acknowledged_write() {
+    let cluster = TestCluster::start(7).await;
+    let leader = cluster.leader().await;
+    info!("--- 35 writes, each read back at once on another slot, all at the same time");
+    // Reads on followers ask the leader for a read index and share leadership rounds: a
+    // read that joined a round started before its write was acknowledged would miss it.
+    let checks = (0..35usize).map(|k| {
+        let cluster = &cluster;
+        async move {
+            let writer = k % 7;
+            let reader = (k + 1 + k / 7) % 7;
+            let (id, revision) = register_user(cluster, writer, &format!("lin-{k}")).await;
+            let (rev, outcome) = cluster
+                .query(reader, &Query::User { user_id: id }, Consistency::Linearizable, 0)
+                .await
+                .expect("linearizable read");
+            assert!(
+                rev >= revision,
+                "slot {reader} answered at {rev}, before the write acknowledged at {revision}"
+            );
+            assert!(
+                matches!(&outcome, Ok(QueryResult::User { user }) if user.id == id),
+                "slot {reader} did not see user {k}: {outcome:?}"
+            );
+        }
+    });
+    futures::future::join_all(checks).await;
+
+    info!("--- a follower cut off from the others cannot serve a linearizable read");
+    let cut = follower_of(leader, 7);
+    let (id, _) = register_user(&cluster, leader, "after-the-cut").await;
+    cluster.isolate(cut);
+    let err = cluster
+        .query(cut, &Query::User { user_id: id }, Consistency::Linearizable, 0)
+        .await
+        .expect_err("an isolated follower must not answer a linearizable read");
+    assert_eq!(err.code(), Some(tonic::Code::Unavailable), "{err:?}");
+    cluster.heal(cut);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_slot_comes_back_as_a_new_incarnation_and_replaces_its_old_voter() {
     let mut cluster = TestCluster::start(7).await;
     let leader = cluster.leader().await;

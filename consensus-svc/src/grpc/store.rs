@@ -4,8 +4,8 @@ use std::pin::Pin;
 
 use agenda_shared::proto::store_server::Store;
 use agenda_shared::proto::{
-    Consistency, ExecuteReply, ExecuteRequest, QueryReply, QueryRequest, StatusReply, StatusRequest, WatchEvent,
-    WatchRequest, watch_event,
+    Consistency, ExecuteReply, ExecuteRequest, QueryReply, QueryRequest, ReadIndexReply, ReadIndexRequest, StatusReply,
+    StatusRequest, WatchEvent, WatchRequest, watch_event,
 };
 use futures::Stream;
 use tokio_stream::StreamExt;
@@ -86,5 +86,10 @@ impl Store for StoreService {
         Ok(Response::new(StatusReply {
             status: encode(&self.node.status())?,
         }))
+    }
+
+    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexReply>, Status> {
+        let index = self.node.read_index(true).await?;
+        Ok(Response::new(ReadIndexReply { index }))
     }
 }
