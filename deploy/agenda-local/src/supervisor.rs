@@ -147,7 +147,17 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        for keep in ["PATH", "HOME", "RUST_LOG", "RUST_BACKTRACE", "TMPDIR"] {
+        // Besides the basics, the API's login limits: a load test registers hundreds of
+        // users from one address (scripts/bench.sh raises the per-IP budget).
+        for keep in [
+            "PATH",
+            "HOME",
+            "RUST_LOG",
+            "RUST_BACKTRACE",
+            "TMPDIR",
+            "LOGIN_PER_IP_PER_MINUTE",
+            "LOGIN_PER_ACCOUNT_PER_MINUTE",
+        ] {
             if let Ok(v) = std::env::var(keep) {
                 cmd.env(keep, v);
             }

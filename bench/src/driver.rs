@@ -1,0 +1,113 @@
+//! The closed-loop driver: `concurrency` workers, each issuing one operation after the
+//! other, until the duration passes or the request budget is spent. Every request has its
+//! own timeout (in the workload's HTTP client), so a run always ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::stats::{LevelResult, Local};
+
+/// Something the driver can run: one operation (one or more requests) per call.
+pub(crate) trait Workload: Send + Sync + 'static {
+    /// Run one operation as worker `worker`, recording each request in `rec`.
+    fn op(&self, worker: usize, rec: &mut Local) -> impl Future<Output = ()> + Send;
+}
+
+/// Bounds of one run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    pub(crate) duration: Duration,
+    /// Requests (successful or not) after which no new operation starts.
+    pub(crate) max_requests: u64,
+}
+
+/// Run `workload` with `concurrency` workers within `bounds`.
+pub(crate) async fn run_level<W: Workload>(workload: Arc<W>, concurrency: usize, bounds: Bounds) -> LevelResult {
+    let started = Instant::now();
+    let deadline = started + bounds.duration;
+    let issued = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(concurrency);
+    for worker in 0..concurrency {
+        let workload = workload.clone();
+        let issued = issued.clone();
+        let max = bounds.max_requests;
+        tasks.push(tokio::spawn(async move {
+            let mut local = Local::default();
+            let mut last = 0;
+            while Instant::now() < deadline && issued.load(Ordering::Relaxed) < max {
+                workload.op(worker, &mut local).await;
+                // Count what this operation sent (successes and errors) against the budget.
+                let now = local.successes() + local.errors();
+                issued.fetch_add(now - last, Ordering::Relaxed);
+                last = now;
+            }
+            local
+        }));
+    }
+    let mut total = Local::default();
+    for task in tasks {
+        match task.await {
+            Ok(local) => total.merge(local),
+            Err(e) => total.error("worker", || format!("worker task failed: {e}")),
+        }
+    }
+    let elapsed = started.elapsed();
+    let stopped_by = if issued.load(Ordering::Relaxed) >= bounds.max_requests {
+        "max_requests"
+    } else {
+        "duration"
+    };
+    total.summarise(concurrency, elapsed, stopped_by)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sleepy;
+
+    impl Workload for Sleepy {
+        async fn op(&self, worker: usize, rec: &mut Local) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if worker == 0 {
+                rec.error("nap", || "worker 0 always fails".into());
+            } else {
+                rec.ok("nap", Duration::from_millis(1));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_budget_stops_a_run() {
+        let bounds = Bounds {
+            duration: Duration::from_secs(60),
+            max_requests: 40,
+        };
+        let level = run_level(Arc::new(Sleepy), 4, bounds).await;
+        assert_eq!(level.stopped_by, "max_requests");
+        // Each worker may finish the operation it started: at most one per worker over.
+        let sent = level.ok + level.errors;
+        assert!((40..=44).contains(&sent), "sent {sent}");
+        assert!(level.errors > 0 && level.ok > level.errors);
+        assert!(
+            (1..=5).contains(&level.error_samples.len()),
+            "{:?}",
+            level.error_samples
+        );
+    }
+
+    #[tokio::test]
+    async fn the_duration_stops_a_run() {
+        let bounds = Bounds {
+            duration: Duration::from_millis(50),
+            max_requests: u64::MAX,
+        };
+        let level = run_level(Arc::new(Sleepy), 2, bounds).await;
+        assert_eq!(level.stopped_by, "duration");
+        assert!(level.ok > 0);
+        assert!(level.elapsed_s < 30.0);
+    }
+}

@@ -1,0 +1,226 @@
+//! What one run measures: per-request latencies by kind, errors, and the summaries written
+//! as JSON (percentiles from the sorted samples: exact, and cheap at these sample counts).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Error messages kept per kind and run.
+const KEEP_ERRORS: usize = 5;
+
+/// What one worker saw, merged into the run's totals when it stops.
+#[derive(Debug, Default)]
+pub(crate) struct Local {
+    kinds: BTreeMap<&'static str, KindLocal>,
+}
+
+#[derive(Debug, Default)]
+struct KindLocal {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    samples: Vec<String>,
+}
+
+impl Local {
+    /// A request of `kind` answered as expected after `elapsed`.
+    pub(crate) fn ok(&mut self, kind: &'static str, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.kinds.entry(kind).or_default().latencies_us.push(us);
+    }
+
+    /// A request of `kind` failed (transport error or unexpected status).
+    pub(crate) fn error(&mut self, kind: &'static str, message: impl FnOnce() -> String) {
+        let k = self.kinds.entry(kind).or_default();
+        k.errors += 1;
+        if k.samples.len() < KEEP_ERRORS {
+            k.samples.push(message());
+        }
+    }
+
+    /// Successful requests so far.
+    pub(crate) fn successes(&self) -> u64 {
+        self.kinds.values().map(|k| k.latencies_us.len() as u64).sum()
+    }
+
+    /// Failed requests so far.
+    pub(crate) fn errors(&self) -> u64 {
+        self.kinds.values().map(|k| k.errors).sum()
+    }
+
+    /// Fold `other` into `self`.
+    pub(crate) fn merge(&mut self, other: Local) {
+        for (kind, k) in other.kinds {
+            let mine = self.kinds.entry(kind).or_default();
+            mine.latencies_us.extend(k.latencies_us);
+            mine.errors += k.errors;
+            for s in k.samples {
+                if mine.samples.len() < KEEP_ERRORS {
+                    mine.samples.push(s);
+                }
+            }
+        }
+    }
+
+    /// The run's summary.
+    pub(crate) fn summarise(self, concurrency: usize, elapsed: Duration, stopped_by: &str) -> LevelResult {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut all = Vec::new();
+        let mut by_kind = BTreeMap::new();
+        let mut errors = 0;
+        let mut error_samples = Vec::new();
+        for (kind, mut k) in self.kinds {
+            all.extend_from_slice(&k.latencies_us);
+            errors += k.errors;
+            error_samples.extend(k.samples.iter().map(|s| format!("{kind}: {s}")));
+            let latency = Latency::of(&mut k.latencies_us);
+            by_kind.insert(
+                kind.to_owned(),
+                KindResult {
+                    ok: latency.count,
+                    errors: k.errors,
+                    per_s: latency.count as f64 / secs,
+                    latency,
+                },
+            );
+        }
+        let latency = Latency::of(&mut all);
+        LevelResult {
+            concurrency,
+            elapsed_s: secs,
+            stopped_by: stopped_by.to_owned(),
+            ok: latency.count,
+            errors,
+            requests_per_s: latency.count as f64 / secs,
+            latency,
+            by_kind,
+            error_samples,
+        }
+    }
+}
+
+/// Latency percentiles of the successful requests, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Latency {
+    pub(crate) count: u64,
+    pub(crate) mean_ms: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p95_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+}
+
+impl Latency {
+    fn of(samples_us: &mut [u64]) -> Self {
+        samples_us.sort_unstable();
+        let ms = |us: u64| us as f64 / 1000.0;
+        // Nearest-rank percentile: the smallest sample with at least q of them at or below.
+        let pick = |q: f64| -> f64 {
+            if samples_us.is_empty() {
+                return 0.0;
+            }
+            let rank = (q * samples_us.len() as f64).ceil() as usize;
+            ms(samples_us[rank.clamp(1, samples_us.len()) - 1])
+        };
+        let sum: u128 = samples_us.iter().map(|&v| u128::from(v)).sum();
+        Self {
+            count: samples_us.len() as u64,
+            mean_ms: if samples_us.is_empty() {
+                0.0
+            } else {
+                sum as f64 / samples_us.len() as f64 / 1000.0
+            },
+            p50_ms: pick(0.50),
+            p95_ms: pick(0.95),
+            p99_ms: pick(0.99),
+            max_ms: samples_us.last().map_or(0.0, |&v| ms(v)),
+        }
+    }
+}
+
+/// One kind of request within a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct KindResult {
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) per_s: f64,
+    pub(crate) latency: Latency,
+}
+
+/// One run: a scenario at one concurrency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LevelResult {
+    pub(crate) concurrency: usize,
+    pub(crate) elapsed_s: f64,
+    /// `duration` or `max_requests`.
+    pub(crate) stopped_by: String,
+    /// Successful requests.
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    /// Successful requests per second.
+    pub(crate) requests_per_s: f64,
+    /// Over every successful request of the run.
+    pub(crate) latency: Latency,
+    pub(crate) by_kind: BTreeMap<String, KindResult>,
+    pub(crate) error_samples: Vec<String>,
+}
+
+/// A scenario at every concurrency: one JSON file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ScenarioResult {
+    /// `agenda` or `etcd`.
+    pub(crate) system: String,
+    /// `create`, `read`, `mixed` or `put`.
+    pub(crate) scenario: String,
+    pub(crate) description: String,
+    /// Endpoints the requests were spread over.
+    pub(crate) endpoints: usize,
+    pub(crate) started_at: String,
+    pub(crate) levels: Vec<LevelResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut local = Local::default();
+        for ms in 1..=100u64 {
+            local.ok("create", Duration::from_millis(ms));
+        }
+        local.error("create", || "boom".into());
+        let level = local.summarise(4, Duration::from_secs(2), "duration");
+        assert_eq!(level.ok, 100);
+        assert_eq!(level.errors, 1);
+        assert!((level.requests_per_s - 50.0).abs() < 1e-9);
+        assert!((level.latency.p50_ms - 50.0).abs() < 1e-9);
+        assert!((level.latency.p95_ms - 95.0).abs() < 1e-9);
+        assert!((level.latency.p99_ms - 99.0).abs() < 1e-9);
+        assert!((level.latency.max_ms - 100.0).abs() < 1e-9);
+        assert!((level.latency.mean_ms - 50.5).abs() < 1e-9);
+        assert_eq!(level.error_samples, vec!["create: boom".to_owned()]);
+    }
+
+    #[test]
+    fn merging_keeps_every_sample_and_kind() {
+        let mut a = Local::default();
+        a.ok("read", Duration::from_millis(2));
+        let mut b = Local::default();
+        b.ok("read", Duration::from_millis(4));
+        b.ok("accept", Duration::from_millis(8));
+        a.merge(b);
+        assert_eq!(a.successes(), 3);
+        let level = a.summarise(2, Duration::from_secs(1), "max_requests");
+        assert_eq!(level.by_kind["read"].ok, 2);
+        assert_eq!(level.by_kind["accept"].ok, 1);
+        assert!((level.by_kind["read"].latency.max_ms - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_empty_run_has_zero_percentiles() {
+        let level = Local::default().summarise(1, Duration::from_secs(1), "duration");
+        assert_eq!(level.ok, 0);
+        assert!(level.latency.p99_ms.abs() < 1e-9);
+    }
+}
