@@ -41,7 +41,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 log "building agenda-local and agenda-bench (release)"
-cargo build --release --locked -p agenda-local -p agenda-bench
+# Two builds, not one with both -p: together they unify features differently and would
+# rebuild the whole workspace a second time.
+cargo build --release --locked -p agenda-local
+cargo build --release --locked -p agenda-bench
 BIN=$ROOT/target/release
 
 rm -rf "$OUT"

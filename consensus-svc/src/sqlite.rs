@@ -16,7 +16,7 @@ pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    tune(&conn)?;
     Ok(conn)
 }
 
@@ -27,8 +27,18 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    tune(&conn)?;
     Ok(conn)
+}
+
+/// Settings of every connection: a statement cache big enough for all our statements, and
+/// the query planner stability guarantee. Without it, the bundled SQLite (built with
+/// STAT4) re-prepares a cached statement whenever a bound value in a range constraint
+/// changes (every busy-time check): 6% of the leader's CPU under booking load.
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 /// Prepared statements kept per connection: more than the state machine and the reads use.
