@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use agenda_shared::model::User;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
@@ -113,10 +113,105 @@ impl Tokens {
     }
 }
 
-/// Hashes and verifies passwords with argon2id on the blocking pool.
+/// Hashes and verifies passwords with argon2id on a few dedicated threads.
 pub struct Passwords {
     params: Params,
     dummy: OnceCell<String>,
+    threads: HashThreads,
+}
+
+/// The threads that do all password hashing, each with its own argon2 working memory kept
+/// from one hash to the next ([`compute`]). argon2's own API allocates its whole memory cost
+/// (19 MiB by default) for every hash and frees it after; glibc did not give those blocks
+/// back, and after 40 registrations an API held 330 MiB (docs/benchmarks.md). Now the
+/// memory is at most threads × cost, and a burst of sign-ins cannot take more than those
+/// cores from the requests being served.
+struct HashThreads {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+thread_local! {
+    /// This hashing thread's argon2 working memory.
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// argon2 of `password` with `salt`, in this thread's reused working memory (what
+/// `PasswordHasher::hash_password` computes, without allocating the memory each time).
+fn compute(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: Salt<'_>) -> Result<Output, ApiError> {
+    let mut salt_buf = [0u8; 64];
+    let salt = salt
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    BLOCKS.with_borrow_mut(|blocks| {
+        let needed = params.block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, Block::default());
+        }
+        Output::init_with(len, |out| {
+            argon
+                .hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+    })
+}
+
+/// Whether `password` matches the PHC string `hash` (algorithm, version and cost as
+/// recorded in it; the comparison of the outputs is constant-time).
+fn verify_phc(password: &[u8], hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let Ok(version) = parsed.version.map(Version::try_from).transpose() else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+    compute(&argon, &params, password, salt).is_ok_and(|computed| computed == expected)
+}
+
+impl HashThreads {
+    fn start() -> Result<Self, String> {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..n {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        // Ends when the `Passwords` (the only sender) is dropped.
+                        let Ok(job) = job else { return };
+                        // A panicking job drops its answer channel; the thread carries on.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                })
+                .map_err(|e| format!("password hashing thread: {e}"))?;
+        }
+        Ok(Self { jobs })
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| ApiError::Internal("the password threads have stopped".into()))?;
+        rx.await
+            .map_err(|_| ApiError::Internal("a password job ended without an answer".into()))
+    }
 }
 
 impl std::fmt::Debug for Passwords {
@@ -133,6 +228,7 @@ impl Passwords {
         Ok(Self {
             params,
             dummy: OnceCell::new(),
+            threads: HashThreads::start()?,
         })
     }
 
@@ -156,16 +252,22 @@ impl Passwords {
     /// The argon2id PHC string of `password` (computed off the async workers).
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-                .map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
-            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+        self.threads
+            .run(move || {
+                let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+                    .map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
+                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+                let output = compute(&argon, &params, password.as_bytes(), salt.as_salt())?;
+                let phc = PasswordHash {
+                    algorithm: Algorithm::Argon2id.ident(),
+                    version: Some(Version::V0x13.into()),
+                    params: ParamsString::try_from(&params).map_err(|e| ApiError::Internal(format!("argon2: {e}")))?,
+                    salt: Some(salt.as_salt()),
+                    hash: Some(output),
+                };
+                Ok(phc.to_string())
+            })
+            .await?
     }
 
     /// Whether `password` matches `hash` (any argon2 variant and cost recorded in it).
@@ -173,14 +275,7 @@ impl Passwords {
         if password.len() > MAX_PASSWORD {
             return Ok(false);
         }
-        tokio::task::spawn_blocking(move || {
-            let Ok(parsed) = PasswordHash::new(&hash) else {
-                return false;
-            };
-            Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("verify task: {e}")))
+        self.threads.run(move || verify_phc(password.as_bytes(), &hash)).await
     }
 
     /// Spend the time of one verification without a real hash, so that an unknown login
@@ -244,6 +339,31 @@ mod tests {
         let other = Tokens::new(&Secret::new("o".repeat(32)), Duration::from_secs(60));
         assert!(other.verify(&token).is_err());
         assert!(tokens.verify("not.a.token").is_err());
+    }
+
+    #[tokio::test]
+    async fn hashes_agree_with_the_argon2_library_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let p = Passwords::new(PasswordCost::insecure_fast_for_tests()).unwrap();
+        let ours = p.hash("battery staple".into()).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"battery staple", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"battery stapler", &parsed).is_err());
+        // Hashes the library made (every stored hash before the reused working memory),
+        // with another cost and another variant, still verify, and only their password.
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i] {
+            let params = Params::new(4096, 2, 1, None).unwrap();
+            let theirs = Argon2::new(algorithm, Version::V0x13, params)
+                .hash_password(b"old password", &salt)
+                .unwrap()
+                .to_string();
+            assert!(
+                p.verify("old password".into(), theirs.clone()).await.unwrap(),
+                "{theirs}"
+            );
+            assert!(!p.verify("new password".into(), theirs).await.unwrap());
+        }
     }
 
     #[tokio::test]
