@@ -69,6 +69,7 @@ pub(crate) fn draw(results: &[ScenarioResult], out: &Path, font: &Path) -> anyho
         .x_desc("concurrent users")
         .y_desc("requests/s")
         .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 15))
         .draw()?;
     for (i, result) in results.iter().enumerate() {
