@@ -264,7 +264,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     ),
                     "read" => (
                         Mix::parse("read=1").map_err(anyhow::Error::msg)?,
-                        "Each user reads their week (`GET /api/agenda`, linearizable: a read-index round on the leader)."
+                        "Each user reads their week (`GET /api/agenda`, linearizable: the slot's store gets a read index from the leader, then reads locally)."
                             .to_owned(),
                     ),
                     _ => (
