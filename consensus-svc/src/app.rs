@@ -201,10 +201,9 @@ impl App {
             .add_service(raft_svc)
             .add_service(store_svc)
             .add_service(admin_svc)
-            .serve_with_incoming_shutdown(
-                nodelay_incoming(listener),
-                async move { stop_serving.cancelled().await },
-            );
+            .serve_with_incoming_shutdown(agenda_shared::net::nodelay_incoming(listener), async move {
+                stop_serving.cancelled().await
+            });
         let mut server = tokio::spawn(server);
         let reconciler = membership
             .map(|(config, auth)| tokio::spawn(crate::membership::run(node.clone(), config, auth, internal.clone())));
@@ -241,11 +240,4 @@ impl App {
         tracing::info!(node = %name, "store stopped");
         result
     }
-}
-
-/// The listener as tonic's incoming stream with `TCP_NODELAY` on every accepted socket.
-/// (`Server::tcp_nodelay` only applies when tonic binds the socket itself; without it a
-/// response's trailers wait for the peer's delayed ACK, ~40 ms per call.)
-fn nodelay_incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -226,7 +226,9 @@ impl App {
         let server = tonic::transport::Server::builder()
             .layer(VerifyLayer::new(auth))
             .add_service(service)
-            .serve_with_incoming_shutdown(nodelay_incoming(listener), async move { stop.cancelled().await });
+            .serve_with_incoming_shutdown(agenda_shared::net::nodelay_incoming(listener), async move {
+                stop.cancelled().await
+            });
         let mut server = tokio::spawn(server);
 
         tracker.spawn(gossip::run(agent.clone(), peers.clone(), sources.clone()));
@@ -313,11 +315,4 @@ async fn persist_loop(agent: Arc<Agent>, dir: PathBuf, debounce: Duration, token
         changes.borrow_and_update();
         save(&agent, &dir).await;
     }
-}
-
-/// The listener as tonic's incoming stream with `TCP_NODELAY` on every accepted socket.
-/// (`Server::tcp_nodelay` only applies when tonic binds the socket itself; without it a
-/// response's trailers wait for the peer's delayed ACK, ~40 ms per call.)
-fn nodelay_incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -6,6 +6,7 @@
 //!   RPCs (commands proposed to the log, their outcomes, reads, store status).
 //! - [`auth`]: HMAC-SHA256 signing and verification of every cluster RPC (tower layers).
 //! - [`faults`]: test-only fault injection shared by the store and discovery clients.
+//! - [`net`]: the gRPC servers' accepted sockets (`TCP_NODELAY`).
 //! - [`config`], [`telemetry`], [`shutdown`]: helpers the binaries use to load layered
 //!   configuration, start tracing and turn SIGINT/SIGTERM into a cancellation token.
 //!
@@ -17,6 +18,7 @@ pub mod command;
 pub mod config;
 pub mod faults;
 pub mod model;
+pub mod net;
 pub mod query;
 pub mod shutdown;
 pub mod status;
