@@ -367,6 +367,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn password_work_runs_on_the_hashing_threads() {
+        let p = Passwords::new(PasswordCost::insecure_fast_for_tests()).unwrap();
+        let name = p
+            .threads
+            .run(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        assert!(name.is_some_and(|n| n.starts_with("argon2-")));
+        // A panicking job answers with an error and leaves the threads working.
+        assert!(p.threads.run(|| -> u8 { panic!("boom") }).await.is_err());
+        let hash = p.hash("still working".into()).await.unwrap();
+        assert!(p.verify("still working".into(), hash).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn passwords_hash_with_argon2id_and_verify() {
         let p = Passwords::new(PasswordCost::insecure_fast_for_tests()).unwrap();
         let hash = p.hash("correct horse".into()).await.unwrap();

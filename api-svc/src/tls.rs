@@ -145,3 +145,21 @@ impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
         PeerAddr(*stream.remote_addr())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_connections_are_accepted_with_nodelay() {
+        let mut listener = PlainListener(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = Listener::local_addr(&listener).unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, peer) = Listener::accept(&mut listener).await;
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY must be set on accepted sockets"
+        );
+    }
+}

@@ -56,6 +56,8 @@ pub struct StoreNode {
 #[derive(Debug, Default)]
 pub struct ReadRounds {
     state: std::sync::Mutex<RoundState>,
+    /// Rounds run so far.
+    run: std::sync::atomic::AtomicU64,
 }
 
 type RoundResult =
@@ -82,6 +84,11 @@ impl StoreNode {
     /// The state machine.
     pub fn state(&self) -> &StateStore {
         &self.state
+    }
+
+    /// Leadership rounds run for linearizable reads so far (see [`ReadRounds`]).
+    pub fn read_rounds(&self) -> u64 {
+        self.reads.run.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Wait (until `deadline`) for some leader to be known; returns it.
@@ -358,6 +365,7 @@ impl StoreNode {
                 }
                 std::mem::take(&mut state.waiting)
             };
+            self.reads.run.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let result = match tokio::time::timeout(self.timings.write_timeout(), self.raft.get_read_log_id()).await {
                 Ok(Ok((read_log_id, _applied))) => Ok(read_log_id.map_or(0, |l| l.index)),
                 Ok(Err(e)) => Err(e),

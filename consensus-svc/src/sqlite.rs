@@ -111,3 +111,21 @@ pub(crate) fn read_sm<E: std::error::Error + 'static>(e: &E) -> StorageError {
 pub(crate) fn write_sm<E: std::error::Error + 'static>(e: &E) -> StorageError {
     StorageIOError::write_state_machine(e).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::config::DbConfig;
+
+    #[test]
+    fn connections_keep_their_query_plans_and_cache_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        for conn in [open(&path).unwrap(), open_reader(&path).unwrap()] {
+            assert!(conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG).unwrap());
+            conn.exec("CREATE TEMP TABLE t (v INTEGER)", []).unwrap();
+            assert_eq!(conn.exec("INSERT INTO t VALUES (?1)", [7]).unwrap(), 1);
+            assert_eq!(conn.row("SELECT v FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 7);
+        }
+    }
+}

@@ -346,6 +346,16 @@ async fn linearizable_reads_on_followers_see_every_acknowledged_write() {
     });
     futures::future::join_all(checks).await;
 
+    info!("--- reads arriving together share leadership rounds");
+    let before = cluster.node(leader).read_rounds();
+    let probe = Query::User { user_id: Uuid::nil() };
+    let reads = (0..40).map(|_| cluster.query(leader, &probe, Consistency::Linearizable, 0));
+    for result in futures::future::join_all(reads).await {
+        result.expect("linearizable read on the leader");
+    }
+    let rounds = cluster.node(leader).read_rounds() - before;
+    assert!((1..40).contains(&rounds), "40 concurrent reads took {rounds} rounds");
+
     info!("--- a follower cut off from the others cannot serve a linearizable read");
     let cut = follower_of(leader, 7);
     let (id, _) = register_user(&cluster, leader, "after-the-cut").await;
