@@ -351,7 +351,8 @@ async fn linearizable_reads_on_followers_see_every_acknowledged_write() {
     let probe = Query::User { user_id: Uuid::nil() };
     let reads = (0..40).map(|_| cluster.query(leader, &probe, Consistency::Linearizable, 0));
     for result in futures::future::join_all(reads).await {
-        result.expect("linearizable read on the leader");
+        let (_, outcome) = result.expect("linearizable read on the leader");
+        assert!(matches!(outcome, Err(Rejection::NotFound { .. })), "{outcome:?}");
     }
     let rounds = cluster.node(leader).read_rounds() - before;
     assert!((1..40).contains(&rounds), "40 concurrent reads took {rounds} rounds");
