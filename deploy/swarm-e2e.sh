@@ -43,7 +43,9 @@ SLOTS=7
 TAG="${AGENDA_TAG:-dev}"
 PREFIX="${AGENDA_IMAGE_PREFIX:-agenda}"
 CLIENT_IMAGE="$PREFIX/e2e-client:$TAG"
-SECRETS=(agenda_cluster_hmac agenda_jwt_secret agenda_audit_token)
+SECRETS=(agenda_cluster_hmac agenda_jwt_secret agenda_audit_token agenda_cluster_ca
+    agenda_store_cert agenda_store_key agenda_api_cert agenda_api_key agenda_discovery_cert
+    agenda_discovery_key)
 WORK="$(mktemp -d /tmp/swarm-e2e.XXXXXX)"
 RUN_ID="$$"
 T0=$SECONDS
@@ -239,7 +241,8 @@ fi
 for s in "${SECRETS[@]}"; do
     docker secret inspect "$s" >/dev/null 2>&1 || CREATED_SECRETS+=("$s")
 done
-"$ROOT/deploy/create-secrets.sh" | sed 's/^/    /'
+# The CA key of this run stays in the run's temporary folder and goes with it.
+AGENDA_PKI_DIR="$WORK/pki" "$ROOT/deploy/create-secrets.sh" | sed 's/^/    /'
 
 phase "deploy stack"
 docker stack config --help >/dev/null 2>&1 || fail "this Docker CLI has no 'docker stack config' (needs 23.0 or later)"

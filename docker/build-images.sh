@@ -32,7 +32,7 @@ if [[ "${SKIP_CARGO:-0}" != 1 ]]; then
     started=$SECONDS
     (cd "$ROOT" && RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
         --target "$TARGET" \
-        -p consensus-svc -p api-svc -p discovery-svc -p agenda-e2e-client)
+        -p consensus-svc -p api-svc -p discovery-svc -p agenda-e2e-client -p agenda-local)
     log "cargo done in $((SECONDS - started))s"
 fi
 

@@ -9,16 +9,19 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::auth::{Passwords, Tokens};
 use crate::config::Config;
+use crate::config::WsSettings;
 use crate::http::extract::PeerAddr;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::{FeedLimiter, LoginLimiter};
+use crate::readiness::Readiness;
 use crate::state::{AppState, Shared};
 use crate::store::StorePool;
 use crate::tls::{TlsListener, server_config};
-use crate::ws::{Hub, WsSettings};
 
 /// Longest in-flight requests may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -29,8 +32,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The configuration is unusable.
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error("configuration")]
+    Config(#[from] crate::config::ConfigError),
+    /// The metrics registry could not be set up.
+    #[error("metrics")]
+    Metrics(#[from] prometheus::Error),
+    /// The OpenAPI document could not be rendered.
+    #[error("the OpenAPI document")]
+    OpenApi(#[from] serde_json::Error),
     /// The HTTP listener could not be bound.
     #[error("bind {addr}: {source}")]
     Bind {
@@ -39,9 +48,12 @@ pub enum AppError {
         /// Cause.
         source: std::io::Error,
     },
+    /// Password hashing could not be set up.
+    #[error("password hashing")]
+    Passwords(#[from] crate::auth::PasswordSetupError),
     /// TLS could not be set up.
-    #[error("tls: {0}")]
-    Tls(String),
+    #[error("tls")]
+    Tls(#[from] crate::tls::TlsError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(#[from] std::io::Error),
@@ -49,13 +61,19 @@ pub enum AppError {
 
 /// A built API front: listening, not yet serving.
 pub struct App {
+    /// The sidecar's root span (see `agenda_shared::telemetry::sidecar_span`).
+    span: tracing::Span,
     state: AppState,
     router: Router,
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: Option<Arc<ServerConfig>>,
     /// The slot's discovery agent and the secret to sign with, when configured.
-    discovery: Option<(String, agenda_shared::auth::ClusterSecret)>,
+    discovery: Option<(
+        String,
+        agenda_shared::auth::ClusterSecret,
+        agenda_shared::rpc::tls::ClusterTls,
+    )>,
 }
 
 impl std::fmt::Debug for App {
@@ -70,22 +88,25 @@ impl App {
     /// Validate the configuration, prepare the store pool, the hub and the router, and
     /// bind the HTTP listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        config.validate().map_err(|e| AppError::Config(e.to_string()))?;
-        let tls = config
-            .tls
-            .as_ref()
-            .map(server_config)
-            .transpose()
-            .map_err(AppError::Tls)?;
-        let metrics = Metrics::new().map_err(|e| AppError::Config(format!("metrics: {e}")))?;
+        let span = agenda_shared::telemetry::sidecar_span("api", &config.node_id);
+        let mut app = Self::build_inner(config).instrument(span.clone()).await?;
+        app.span = span;
+        Ok(app)
+    }
+
+    async fn build_inner(config: Config) -> Result<Self, AppError> {
+        config.validate()?;
+        let tls = config.tls.as_ref().map(server_config).transpose()?;
+        let metrics = Metrics::new()?;
         let auth = RpcAuth::new(config.cluster_secret.clone(), config.node_id.clone());
         let pool = StorePool::new(
             auth,
+            config.cluster_tls.clone(),
             config.store_addrs.clone(),
             config.store_retry_budget,
             metrics.clone(),
         );
-        let passwords = Passwords::new(config.password_cost).map_err(AppError::Config)?;
+        let passwords = Passwords::new(config.password_cost, config.password_hash_queue)?;
         let state = AppState::new(Shared {
             node_id: config.node_id.clone(),
             hub: Hub::new(pool.clone()),
@@ -93,6 +114,10 @@ impl App {
             tokens: Tokens::new(&config.jwt_secret, config.token_ttl),
             passwords,
             limiter: LoginLimiter::new(config.login_limits),
+            feed_limiter: FeedLimiter::new(config.feed_failures_per_ip_per_minute),
+            readiness: Readiness::default(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            limits: config.limits,
             metrics,
             audit_token: config.audit_token.clone(),
             ws: WsSettings {
@@ -106,8 +131,7 @@ impl App {
             openapi: OnceLock::new(),
             sidecars: tokio::sync::watch::channel(Vec::new()).0,
         });
-        let router =
-            crate::http::build(state.clone(), config.max_body_bytes).map_err(|e| AppError::Config(e.to_string()))?;
+        let router = crate::http::build(state.clone(), config.max_body_bytes)?;
         let listener = TcpListener::bind(config.http_listen)
             .await
             .map_err(|source| AppError::Bind {
@@ -118,12 +142,13 @@ impl App {
             addr: config.http_listen,
             source,
         })?;
-        tracing::info!(node = %config.node_id, %local_addr, tls = tls.is_some(), stores = ?config.store_addrs, "api built");
+        tracing::info!(%local_addr, tls = tls.is_some(), stores = ?config.store_addrs, "api built");
         let discovery = config
             .discovery_addr
             .clone()
-            .map(|addr| (addr, config.cluster_secret.clone()));
+            .map(|addr| (addr, config.cluster_secret.clone(), config.cluster_tls.clone()));
         Ok(Self {
+            span: tracing::Span::none(),
             state,
             router,
             listener,
@@ -146,6 +171,11 @@ impl App {
     /// Serve until `shutdown` is cancelled: then stop accepting, close the WebSockets,
     /// let in-flight requests finish (bounded) and stop the notification hub.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let span = self.span.clone();
+        self.run_inner(shutdown).instrument(span).await
+    }
+
+    async fn run_inner(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let App {
             state,
             router,
@@ -156,28 +186,35 @@ impl App {
         } = self;
         let node = state.node_id.clone();
         let internal = CancellationToken::new();
-        let hub = tokio::spawn(state.hub.clone().run(internal.clone()));
-        let follower = discovery.map(|(addr, secret)| {
-            tokio::spawn(crate::discovery::follow(
-                state.clone(),
-                state.node_id.clone(),
-                addr,
-                secret,
-                internal.clone(),
-            ))
+        let hub = tokio::spawn(state.hub.clone().run(internal.clone()).in_current_span());
+        let follower = discovery.map(|(addr, secret, tls)| {
+            tokio::spawn(
+                crate::discovery::follow(
+                    state.clone(),
+                    state.node_id.clone(),
+                    addr,
+                    secret,
+                    tls,
+                    internal.clone(),
+                )
+                .in_current_span(),
+            )
         });
         let pruner = {
             let state = state.clone();
             let stop = internal.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(PRUNE_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => state.limiter.prune(),
+            tokio::spawn(
+                async move {
+                    let mut tick = tokio::time::interval(PRUNE_EVERY);
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = tick.tick() => state.limiter.prune(),
+                        }
                     }
                 }
-            })
+                .in_current_span(),
+            )
         };
 
         let stop_serving = {
@@ -193,20 +230,26 @@ impl App {
             None => {
                 let listener = crate::tls::PlainListener(listener);
                 let service = router.into_make_service_with_connect_info::<PeerAddr>();
-                tokio::spawn(async move {
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(stop_serving)
-                        .await
-                })
+                tokio::spawn(
+                    async move {
+                        axum::serve(listener, service)
+                            .with_graceful_shutdown(stop_serving)
+                            .await
+                    }
+                    .in_current_span(),
+                )
             }
             Some(config) => {
-                let listener = TlsListener::spawn(listener, config, internal.clone())?;
+                let listener = TlsListener::spawn(listener, config, state.metrics.clone(), internal.clone())?;
                 let service = router.into_make_service_with_connect_info::<PeerAddr>();
-                tokio::spawn(async move {
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(stop_serving)
-                        .await
-                })
+                tokio::spawn(
+                    async move {
+                        axum::serve(listener, service)
+                            .with_graceful_shutdown(stop_serving)
+                            .await
+                    }
+                    .in_current_span(),
+                )
             }
         };
         tracing::info!(%node, "api serving");

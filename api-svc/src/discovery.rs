@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use agenda_shared::auth::RpcAuth;
 use agenda_shared::discovery_proto::LocalReport;
-use discovery_svc::client::{MembersWatcher, connect};
-use discovery_svc::{Member, MemberState};
+use agenda_shared::rpc::agent::{MembersWatcher, connect};
+use agenda_shared::rpc::member::{Member, MemberState};
+use agenda_shared::rpc::tls::ClusterTls;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -33,18 +34,19 @@ pub(crate) async fn follow(
     own_node: String,
     addr: String,
     secret: agenda_shared::auth::ClusterSecret,
+    tls: ClusterTls,
     token: CancellationToken,
 ) {
     // The agent takes reports only from `<NODE_ID>-<suffix>` of its own slot.
     let auth = RpcAuth::new(secret, format!("{own_node}-api"));
-    let watcher = match MembersWatcher::spawn(&addr, auth.clone(), token.clone()) {
+    let watcher = match MembersWatcher::spawn(&addr, auth.clone(), &tls, token.clone()) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, %addr, "cannot follow the discovery agent; keeping STORE_ADDRS");
             return;
         }
     };
-    let mut agent = match connect(&addr, auth) {
+    let mut agent = match connect(&addr, auth, &tls) {
         Ok(a) => Some(a),
         Err(e) => {
             tracing::warn!(error = %e, "cannot report to the discovery agent");
@@ -87,7 +89,7 @@ pub(crate) async fn follow(
 
 #[cfg(test)]
 mod tests {
-    use discovery_svc::Source;
+    use agenda_shared::rpc::member::Source;
 
     use super::*;
 

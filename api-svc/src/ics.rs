@@ -90,6 +90,7 @@ pub fn calendar(name: &str, appointments: &[Appointment], now_ms: i64) -> String
         let class = match a.privacy {
             Privacy::Full => "PUBLIC",
             Privacy::Freebusy => "PRIVATE",
+            Privacy::Private => "CONFIDENTIAL",
         };
         line(&mut out, &format!("CLASS:{class}"));
         line(&mut out, "TRANSP:OPAQUE");

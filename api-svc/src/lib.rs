@@ -12,11 +12,11 @@
 //! over to the others ([`StorePool`]).
 //!
 //! Modules: [`app`] (build/run), [`config`], [`http`] (one module per area, each with its
-//! `router()`; `http::docs` holds the OpenAPI document and the route list), [`ws`] (hub
-//! and sockets), [`store`] (pool and failover), [`auth`] (tokens, passwords), [`state`]
+//! `router()`; `http::docs` holds the OpenAPI document and the route list), [`hub`] (the
+//! notification fan-out), [`ws`] (sockets), [`store`] (pool and failover), [`auth`] (tokens, passwords), [`state`]
 //! (what handlers share; writes and reads), [`error`] (problem+json), [`views`] (JSON
-//! shapes, RFC 3339), [`ics`] (iCalendar), [`metrics`], [`ratelimit`], [`tls`],
-//! [`request_id`].
+//! shapes, RFC 3339), [`ics`] (iCalendar), [`metrics`], [`ratelimit`], [`readiness`]
+//! (the shared `/readyz` answer), [`tls`], [`request_id`].
 
 pub mod app;
 pub mod auth;
@@ -24,9 +24,11 @@ pub mod config;
 mod discovery;
 pub mod error;
 pub mod http;
+pub mod hub;
 pub mod ics;
 pub mod metrics;
 pub mod ratelimit;
+pub mod readiness;
 pub mod request_id;
 pub mod state;
 pub mod store;
@@ -37,4 +39,5 @@ pub mod ws;
 pub use app::{App, AppError};
 pub use config::{Config, EnvConfig, LoginLimits, PasswordCost, Secret, TlsFiles};
 pub use http::docs::ROUTES;
+pub use ratelimit::TrustedProxies;
 pub use store::StorePool;

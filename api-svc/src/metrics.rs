@@ -1,9 +1,38 @@
 //! Prometheus metrics of one API front, in a registry of its own (several fronts can share
 //! a test process), rendered by `GET /metrics`.
+//!
+//! Every label value comes from a fixed set (route templates, not paths; the standard
+//! methods or `other`; RPC names and outcomes written in this crate): each distinct value
+//! is a series kept forever, so nothing a client sends may become one.
 
 use std::time::Duration;
 
+use http::Method;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// How a TLS handshake ended (the `outcome` label of `agenda_tls_handshakes_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Completed; the connection is served.
+    Ok,
+    /// The client broke the handshake off or spoke something else.
+    Failed,
+    /// Not completed within the handshake timeout.
+    TimedOut,
+    /// Dropped to make room: too many handshakes were pending (from its client, or at all).
+    Dropped,
+}
+
+impl Handshake {
+    fn label(self) -> &'static str {
+        match self {
+            Handshake::Ok => "ok",
+            Handshake::Failed => "failed",
+            Handshake::TimedOut => "timeout",
+            Handshake::Dropped => "dropped",
+        }
+    }
+}
 
 /// The metrics this service exports.
 #[derive(Clone)]
@@ -13,6 +42,8 @@ pub struct Metrics {
     http_latency: HistogramVec,
     store_rpc: HistogramVec,
     ws_connections: IntGauge,
+    password_hash_jobs: IntGauge,
+    tls_handshakes: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -25,6 +56,22 @@ impl std::fmt::Debug for Metrics {
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
 ];
+
+/// The `method` label of a request: the standard methods by name, anything else `other`.
+/// HTTP allows any token as a method, and each label value is a series the registry keeps
+/// forever, so a client inventing methods must not be able to add series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
 
 impl Metrics {
     /// Create and register every metric.
@@ -54,21 +101,38 @@ impl Metrics {
             &["rpc", "outcome"],
         )?;
         let ws_connections = IntGauge::new("agenda_ws_connections", "Open WebSocket connections")?;
+        let password_hash_jobs = IntGauge::new(
+            "agenda_password_hash_jobs",
+            "Password hashing jobs running or waiting (at the last scrape)",
+        )?;
+        let tls_handshakes = IntCounterVec::new(
+            Opts::new(
+                "agenda_tls_handshakes_total",
+                "Front door TLS handshakes by outcome (ok, failed, timeout, dropped)",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(store_rpc.clone()))?;
         registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(password_hash_jobs.clone()))?;
+        registry.register(Box::new(tls_handshakes.clone()))?;
         Ok(Self {
             registry,
             http_requests,
             http_latency,
             store_rpc,
             ws_connections,
+            password_hash_jobs,
+            tls_handshakes,
         })
     }
 
-    /// Count one HTTP request.
-    pub fn observe_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// Count one HTTP request. `route` must be a route template (or a fixed word such as
+    /// `unmatched`), never a raw path: every label value is a series kept forever.
+    pub fn observe_http(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         self.http_requests
             .with_label_values(&[method, route, &status.to_string()])
             .inc();
@@ -78,7 +142,7 @@ impl Metrics {
     }
 
     /// Time one store RPC attempt.
-    pub fn observe_store(&self, rpc: &str, outcome: &str, elapsed: Duration) {
+    pub fn observe_store(&self, rpc: &'static str, outcome: &'static str, elapsed: Duration) {
         self.store_rpc
             .with_label_values(&[rpc, outcome])
             .observe(elapsed.as_secs_f64());
@@ -87,6 +151,16 @@ impl Metrics {
     /// A WebSocket opened (`+1`) or closed (`-1`).
     pub fn ws_connection(&self, delta: i64) {
         self.ws_connections.add(delta);
+    }
+
+    /// The number of password hashing jobs running or waiting now.
+    pub fn password_hash_jobs(&self, jobs: usize) {
+        self.password_hash_jobs.set(i64::try_from(jobs).unwrap_or(i64::MAX));
+    }
+
+    /// Count one finished TLS handshake.
+    pub fn tls_handshake(&self, outcome: Handshake) {
+        self.tls_handshakes.with_label_values(&[outcome.label()]).inc();
     }
 
     /// The text exposition of every metric.
@@ -106,7 +180,7 @@ mod tests {
     #[test]
     fn rendered_metrics_name_routes_and_rpcs() {
         let m = Metrics::new().unwrap();
-        m.observe_http("GET", "/api/appointments/{id}", 200, Duration::from_millis(3));
+        m.observe_http(&Method::GET, "/api/appointments/{id}", 200, Duration::from_millis(3));
         m.observe_store("query", "ok", Duration::from_millis(1));
         m.ws_connection(1);
         let text = m.render();
@@ -115,5 +189,22 @@ mod tests {
         );
         assert!(text.contains("agenda_store_rpc_duration_seconds_bucket"));
         assert!(text.contains("agenda_ws_connections 1"));
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let m = Metrics::new().unwrap();
+        for name in ["FOO", "XYZ123", "get", "PROPFIND", "CONNECT", "TRACE"] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{name}");
+            m.observe_http(&method, "unmatched", 405, Duration::from_millis(1));
+        }
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let text = m.render();
+        assert!(
+            text.contains(r#"agenda_http_requests_total{method="other",route="unmatched",status="405"} 6"#),
+            "{text}"
+        );
+        assert!(!text.contains("FOO") && !text.contains("XYZ123"), "{text}");
     }
 }

@@ -3,57 +3,53 @@
 //! gRPC channel per address, and the failover policy.
 //!
 //! Failover: a call goes to the preferred healthy store; when that store cannot serve it
-//! (transport failure, `no_leader`, `not_leader`, `shutting_down`, `quorum_unavailable`,
-//! `revision_not_reached`) the *same* request goes to the next store, round after round,
+//! (a transport failure, or a transient [`ErrorKind`]: `no_leader`, `not_leader`,
+//! `shutting_down`, `quorum_unavailable`, `revision_not_reached`, `stale_replica`) the
+//! *same* request goes to the next store, round after round,
 //! until the retry budget is spent, then the caller gets [`StoreError::Unavailable`] (503).
 //! Re-sending a write is safe: its request id makes the store apply it exactly once.
 //! Stores that failed at the transport level are tried last for a couple of seconds.
+//! A store that holds a call without answering (frozen, cut off) gets company after
+//! [`HEDGE_AFTER`]: the same call also goes to the next store.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use agenda_shared::auth::{RpcAuth, SignLayer, SignService};
+use agenda_shared::auth::RpcAuth;
 use agenda_shared::command::{ExecuteResult, Request};
-use agenda_shared::proto::store_client::StoreClient;
-use agenda_shared::proto::{Consistency, ExecuteRequest, QueryRequest, StatusRequest, WatchEvent, WatchRequest};
-use agenda_shared::query::{Query, QueryOutcome};
+use agenda_shared::faults::Faults;
+use agenda_shared::proto::WatchEvent;
+use agenda_shared::query::{Principal, Query, QueryOutcome};
+use agenda_shared::rpc::channel::Channels;
+use agenda_shared::rpc::kind::{self, ErrorKind};
+use agenda_shared::rpc::store::{CallError, StoreClient};
+use agenda_shared::rpc::tls::{ClusterTls, Role};
 use agenda_shared::status::StoreStatus;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 use tonic::Streaming;
-use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
-/// A channel that signs every request with the cluster HMAC.
-pub type SignedChannel = SignService<Channel>;
+pub use agenda_shared::rpc::store::ReadConsistency;
 
-/// gRPC metadata naming the store's error kind (`no_leader`, `quorum_unavailable`, ...).
-const ERROR_KIND_KEY: &str = "x-agenda-error";
-/// gRPC metadata with the store's retry hint in milliseconds.
-const RETRY_AFTER_KEY: &str = "x-agenda-retry-after-ms";
-/// Largest gRPC message exchanged with a store.
-const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// How long a store that failed at the transport level is tried last.
 const DOWN_FOR: Duration = Duration::from_secs(2);
 /// Pause between two rounds over every store.
 const ROUND_PAUSE: Duration = Duration::from_millis(100);
 /// TCP connect timeout to a store.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A store that has not answered a call for this long gets company: the same call also
+/// goes to the next store (healthy calls answer in milliseconds; one waiting on an
+/// election takes about one election timeout).
+const HEDGE_AFTER: Duration = Duration::from_millis(1000);
+/// Attempts of one call in flight at once, at most.
+const MAX_IN_FLIGHT: usize = 3;
 /// `Status` calls (readiness, cluster view) give up after this long per store.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How a read is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadConsistency {
-    /// Leader read-index (the default): reflects every write acknowledged before it.
-    Linearizable,
-    /// The answering replica's current state, possibly stale (`?consistency=local`).
-    Local,
-    /// The answering replica once it has applied this revision (`X-Agenda-Min-Revision`).
-    MinRevision(u64),
-}
 
 /// Why a store call produced no answer.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +67,10 @@ pub enum StoreError {
     /// A store answered a document this service cannot decode (version skew).
     #[error("undecodable store document: {0}")]
     Decode(String),
+    /// The command is larger than a log entry may be (`command_too_large`). Edge validation
+    /// bounds every string, so only a gap in it leads here.
+    #[error("the command is too large for the log")]
+    CommandTooLarge,
 }
 
 /// What to do after a failed attempt.
@@ -79,21 +79,23 @@ enum Verdict {
     Retry { down: bool, hint: Option<Duration> },
     /// Give up.
     Fatal,
+    /// Give up: the command is too large, wherever it is sent.
+    TooLarge,
+}
+
+/// No store served the call in time.
+fn unavailable() -> StoreError {
+    StoreError::Unavailable {
+        retry_after: Duration::from_secs(1),
+    }
 }
 
 fn classify(status: &tonic::Status) -> Verdict {
-    let hint = status
-        .metadata()
-        .get(RETRY_AFTER_KEY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis);
-    let kind = status.metadata().get(ERROR_KIND_KEY).and_then(|v| v.to_str().ok());
-    match kind {
-        Some("not_leader" | "no_leader" | "quorum_unavailable" | "revision_not_reached") => {
-            Verdict::Retry { down: false, hint }
-        }
-        Some("shutting_down") => Verdict::Retry { down: true, hint },
+    let hint = kind::retry_after(status);
+    match ErrorKind::of(status) {
+        Some(ErrorKind::ShuttingDown) => Verdict::Retry { down: true, hint },
+        Some(ErrorKind::CommandTooLarge) => Verdict::TooLarge,
+        Some(k) if k.is_transient() => Verdict::Retry { down: false, hint },
         Some(_) => Verdict::Fatal,
         // No kind: the call never reached the store's service (refused, reset, timed out).
         None => match status.code() {
@@ -110,16 +112,16 @@ fn classify(status: &tonic::Status) -> Verdict {
 #[derive(Default)]
 struct PoolState {
     addrs: Vec<String>,
-    channels: HashMap<String, Channel>,
     down_until: HashMap<String, Instant>,
 }
 
 /// The stores this API front talks to.
 pub struct StorePool {
-    auth: RpcAuth,
+    channels: Channels,
     retry_budget: Duration,
     metrics: Metrics,
     state: Mutex<PoolState>,
+    faults: OnceLock<(Arc<Faults>, String)>,
 }
 
 impl std::fmt::Debug for StorePool {
@@ -129,13 +131,21 @@ impl std::fmt::Debug for StorePool {
 }
 
 impl StorePool {
-    /// A pool over `addrs` (`host:port`, the preferred store first), signing as `auth`.
-    pub fn new(auth: RpcAuth, addrs: Vec<String>, retry_budget: Duration, metrics: Metrics) -> Arc<Self> {
+    /// A pool over `addrs` (`host:port`, the preferred store first), signing as `auth`,
+    /// over `tls`.
+    pub fn new(
+        auth: RpcAuth,
+        tls: ClusterTls,
+        addrs: Vec<String>,
+        retry_budget: Duration,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         let pool = Arc::new(Self {
-            auth,
+            channels: Channels::new(auth, tls, Role::Store, CONNECT_TIMEOUT),
             retry_budget,
             metrics,
             state: Mutex::new(PoolState::default()),
+            faults: OnceLock::new(),
         });
         pool.set_addrs(addrs);
         pool
@@ -154,8 +164,8 @@ impl StorePool {
             .map(|a| a.trim().to_owned())
             .filter(|a| !a.is_empty() && seen.insert(a.clone()))
             .collect();
+        self.channels.retain(&addrs);
         let mut state = self.lock();
-        state.channels.retain(|a, _| addrs.contains(a));
         state.down_until.retain(|a, _| addrs.contains(a));
         tracing::info!(stores = ?addrs, "store addresses set");
         state.addrs = addrs;
@@ -196,50 +206,43 @@ impl StorePool {
     }
 
     fn mark_up(&self, addr: &str) {
-        let mut state = self.lock();
-        if state.down_until.contains_key(addr) {
-            state.down_until.remove(addr);
-        }
+        self.lock().down_until.remove(addr);
     }
 
-    /// A signed client to `addr`, on a cached lazily connected channel.
-    fn client(&self, addr: &str) -> Option<StoreClient<SignedChannel>> {
-        let channel = {
-            let mut state = self.lock();
-            match state.channels.get(addr) {
-                Some(ch) => ch.clone(),
-                None => {
-                    let endpoint = match Endpoint::from_shared(format!("http://{addr}")) {
-                        Ok(e) => e,
-                        Err(e) => {
-                            tracing::warn!(%addr, error = %e, "unusable store address");
-                            return None;
-                        }
-                    };
-                    let ch = endpoint
-                        .connect_timeout(CONNECT_TIMEOUT)
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(10))
-                        .keep_alive_timeout(Duration::from_secs(5))
-                        .keep_alive_while_idle(true)
-                        .connect_lazy();
-                    state.channels.insert(addr.to_owned(), ch.clone());
-                    ch
-                }
+    /// Tests only: apply `faults` to this pool's calls; `name` is this front's name in
+    /// them (a cut from `name` to a store's address makes that store unreachable to new
+    /// calls; streams already open stay open).
+    pub fn inject_faults(&self, faults: Arc<Faults>, name: &str) {
+        let _ = self.faults.set((faults, name.to_owned()));
+    }
+
+    /// A typed client of the store at `addr`, on its cached channel (`None`: unusable, or
+    /// cut off by fault injection).
+    fn client(&self, addr: &str) -> Option<StoreClient> {
+        if let Some((faults, name)) = self.faults.get()
+            && faults.blocked(name, addr)
+        {
+            tracing::debug!(%addr, "store cut off by fault injection");
+            return None;
+        }
+        match self.channels.get(addr) {
+            Ok(channel) => Some(StoreClient::new(channel)),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "unusable store address");
+                None
             }
-        };
-        let svc = tower::ServiceBuilder::new()
-            .layer(SignLayer::new(self.auth.clone()))
-            .service(channel);
-        Some(
-            StoreClient::new(svc)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-        )
+        }
     }
 
     /// Run `call` against the stores with failover until it succeeds, fails for good, or
     /// the retry budget is spent. Returns the answer and the store that gave it.
+    ///
+    /// One attempt at a time, in [`StorePool::candidates`] order; a store that fails with
+    /// a transient error passes the call to the next one, and after a pass over every
+    /// store a new pass starts (after [`ROUND_PAUSE`] or the store's retry hint). A store
+    /// that holds the call without answering for [`HEDGE_AFTER`] (frozen, cut off, or
+    /// waiting on a leader that froze) does not hold the request: the same call also goes
+    /// to the next store, at most [`MAX_IN_FLIGHT`] at once, and the first answer wins.
     async fn call<T, F, Fut>(
         &self,
         rpc: &'static str,
@@ -247,118 +250,143 @@ impl StorePool {
         mut call: F,
     ) -> Result<(String, T), StoreError>
     where
-        F: FnMut(StoreClient<SignedChannel>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        F: FnMut(StoreClient) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
     {
         let deadline = Instant::now() + self.retry_budget;
         let mut pause = ROUND_PAUSE;
+        let mut queue: VecDeque<String> = self.candidates(prefer).into();
+        if queue.is_empty() {
+            self.metrics.observe_store(rpc, "unavailable", Duration::ZERO);
+            return Err(unavailable());
+        }
+        let mut inflight = FuturesUnordered::new();
+        // Addresses with an attempt in flight, and when it started.
+        let mut busy: Vec<(String, Instant)> = Vec::new();
+        let mut refill_at: Option<Instant> = None;
         loop {
-            let candidates = self.candidates(prefer);
-            for addr in &candidates {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    break;
+            let now = Instant::now();
+            if now >= deadline {
+                for (addr, started) in &busy {
+                    self.metrics.observe_store(rpc, "timeout", now - *started);
+                    self.mark_down(addr);
                 }
-                let Some(client) = self.client(addr) else { continue };
-                let started = Instant::now();
-                let attempt = tokio::time::timeout(remaining, call(client)).await;
-                let elapsed = started.elapsed();
-                let status = match attempt {
-                    Ok(Ok(reply)) => {
-                        self.metrics.observe_store(rpc, "ok", elapsed);
-                        self.mark_up(addr);
-                        return Ok((addr.clone(), reply.into_inner()));
-                    }
-                    Ok(Err(status)) => status,
-                    Err(_) => {
-                        self.metrics.observe_store(rpc, "timeout", elapsed);
-                        self.mark_down(addr);
-                        continue;
-                    }
-                };
-                match classify(&status) {
-                    Verdict::Retry { down, hint } => {
-                        self.metrics.observe_store(rpc, "retry", elapsed);
-                        tracing::debug!(%addr, rpc, code = ?status.code(), message = status.message(), "store attempt failed; trying the next store");
-                        if down {
-                            self.mark_down(addr);
-                        }
-                        if let Some(h) = hint {
-                            pause = h.clamp(Duration::from_millis(20), Duration::from_secs(1));
-                        }
-                    }
-                    Verdict::Fatal => {
-                        self.metrics.observe_store(rpc, "refused", elapsed);
-                        tracing::error!(%addr, rpc, code = ?status.code(), message = status.message(), "store refused the call");
-                        return Err(StoreError::Refused(format!(
-                            "{:?}: {}",
-                            status.code(),
-                            status.message()
-                        )));
-                    }
-                }
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() || candidates.is_empty() {
                 self.metrics.observe_store(rpc, "unavailable", Duration::ZERO);
-                return Err(StoreError::Unavailable {
-                    retry_after: Duration::from_secs(1),
-                });
+                return Err(unavailable());
             }
-            tokio::time::sleep(pause.min(remaining)).await;
-            pause = ROUND_PAUSE;
+            let last_launch = busy.iter().map(|(_, t)| *t).max();
+            let hedge_due = last_launch.is_some_and(|t| now >= t + HEDGE_AFTER);
+            if busy.len() < MAX_IN_FLIGHT && (busy.is_empty() || hedge_due) {
+                if let Some(addr) = queue.pop_front() {
+                    if let Some(client) = self.client(&addr) {
+                        busy.push((addr.clone(), now));
+                        let attempt = call(client);
+                        inflight.push(async move { (addr, attempt.await) });
+                    }
+                    continue;
+                }
+                if refill_at.is_none() {
+                    refill_at = Some(now + pause);
+                    pause = ROUND_PAUSE;
+                }
+            }
+            if refill_at.is_some_and(|t| now >= t) {
+                refill_at = None;
+                queue = self
+                    .candidates(prefer)
+                    .into_iter()
+                    .filter(|a| !busy.iter().any(|(b, _)| b == a))
+                    .collect();
+                continue;
+            }
+            let mut wake = deadline;
+            if let Some(t) = refill_at {
+                wake = wake.min(t);
+            }
+            if let Some(t) = last_launch.filter(|_| busy.len() < MAX_IN_FLIGHT && !queue.is_empty()) {
+                wake = wake.min(t + HEDGE_AFTER);
+            }
+            let (addr, result) = tokio::select! {
+                Some(done) = inflight.next() => done,
+                () = tokio::time::sleep_until(wake) => continue,
+            };
+            let started = busy
+                .iter()
+                .position(|(a, _)| *a == addr)
+                .map(|i| busy.swap_remove(i).1)
+                .unwrap_or(now);
+            let elapsed = started.elapsed();
+            let status = match result {
+                Ok(answer) => {
+                    self.metrics.observe_store(rpc, "ok", elapsed);
+                    self.mark_up(&addr);
+                    // The stores still holding the call were overtaken: try them last for
+                    // a while (their attempts are dropped with `inflight`).
+                    for (slow, since) in &busy {
+                        self.metrics.observe_store(rpc, "timeout", since.elapsed());
+                        self.mark_down(slow);
+                    }
+                    return Ok((addr, answer));
+                }
+                Err(CallError::Status(status)) => status,
+                Err(CallError::Codec(e)) => {
+                    self.metrics.observe_store(rpc, "refused", elapsed);
+                    return Err(StoreError::Decode(e.to_string()));
+                }
+            };
+            match classify(&status) {
+                Verdict::Retry { down, hint } => {
+                    self.metrics.observe_store(rpc, "retry", elapsed);
+                    tracing::debug!(%addr, rpc, code = ?status.code(), message = status.message(), "store attempt failed; trying the next store");
+                    if down {
+                        self.mark_down(&addr);
+                    }
+                    if let Some(h) = hint {
+                        pause = h.clamp(Duration::from_millis(20), Duration::from_secs(1));
+                    }
+                }
+                Verdict::TooLarge => {
+                    self.metrics.observe_store(rpc, "refused", elapsed);
+                    tracing::warn!(%addr, rpc, message = status.message(), "store refused a command as too large");
+                    return Err(StoreError::CommandTooLarge);
+                }
+                Verdict::Fatal => {
+                    self.metrics.observe_store(rpc, "refused", elapsed);
+                    tracing::error!(%addr, rpc, code = ?status.code(), message = status.message(), "store refused the call");
+                    return Err(StoreError::Refused(format!(
+                        "{:?}: {}",
+                        status.code(),
+                        status.message()
+                    )));
+                }
+            }
         }
     }
 
     /// Propose a command; returns its revision and recorded outcome.
     pub async fn execute(&self, request: &Request) -> Result<ExecuteResult, StoreError> {
-        let bytes = serde_json::to_vec(request).map_err(|e| StoreError::Decode(e.to_string()))?;
-        let (_, reply) = self
-            .call("execute", None, |mut client| {
-                let request = bytes.clone();
-                async move {
-                    client
-                        .execute(ExecuteRequest {
-                            request,
-                            forwarded: false,
-                        })
-                        .await
-                }
+        let (_, result) = self
+            .call("execute", None, |mut client| async move {
+                client.execute(request, false).await
             })
             .await?;
-        let outcome = serde_json::from_slice(&reply.outcome).map_err(|e| StoreError::Decode(e.to_string()))?;
-        Ok(ExecuteResult {
-            revision: reply.revision,
-            replayed: reply.replayed,
-            outcome,
-        })
+        Ok(result)
     }
 
-    /// Read; returns the revision the answering replica was at and the outcome.
-    pub async fn query(&self, query: &Query, consistency: ReadConsistency) -> Result<(u64, QueryOutcome), StoreError> {
-        let bytes = serde_json::to_vec(query).map_err(|e| StoreError::Decode(e.to_string()))?;
-        let (level, min_revision) = match consistency {
-            ReadConsistency::Linearizable => (Consistency::Linearizable, 0),
-            ReadConsistency::Local => (Consistency::Local, 0),
-            ReadConsistency::MinRevision(r) => (Consistency::MinRevision, r),
-        };
-        let (_, reply) = self
-            .call("query", None, |mut client| {
-                let query = bytes.clone();
-                async move {
-                    client
-                        .query(QueryRequest {
-                            consistency: level as i32,
-                            min_revision,
-                            query,
-                            forwarded: false,
-                        })
-                        .await
-                }
+    /// Read, for `principal` when a signed-in user asks (the store refuses a revoked token);
+    /// returns the revision the answering replica was at and the outcome.
+    pub async fn query(
+        &self,
+        query: &Query,
+        principal: Option<Principal>,
+        consistency: ReadConsistency,
+    ) -> Result<(u64, QueryOutcome), StoreError> {
+        let (_, answer) = self
+            .call("query", None, |mut client| async move {
+                client.query(query, principal, consistency, false).await
             })
             .await?;
-        let outcome = serde_json::from_slice(&reply.result).map_err(|e| StoreError::Decode(e.to_string()))?;
-        Ok((reply.revision, outcome))
+        Ok(answer)
     }
 
     /// Open a notification stream (revision > `after`, of `user` or of everybody), on
@@ -369,50 +397,61 @@ impl StorePool {
         user: Option<Uuid>,
         prefer: Option<&str>,
     ) -> Result<(String, Streaming<WatchEvent>), StoreError> {
-        let user_id = user.map(|u| u.to_string()).unwrap_or_default();
-        self.call("watch", prefer, |mut client| {
-            let user_id = user_id.clone();
-            async move {
-                client
-                    .watch(WatchRequest {
-                        after_revision: after,
-                        user_id,
-                    })
-                    .await
-            }
-        })
+        self.call(
+            "watch",
+            prefer,
+            |mut client| async move { client.watch(after, user).await },
+        )
         .await
     }
 
     /// The status of the first store that answers, with its address.
     pub async fn any_status(&self, prefer: Option<&str>) -> Result<(String, StoreStatus), StoreError> {
-        let (addr, reply) = self
-            .call("status", prefer, |mut client| async move {
-                client.status(StatusRequest {}).await
-            })
-            .await?;
-        let status = serde_json::from_slice(&reply.status).map_err(|e| StoreError::Decode(e.to_string()))?;
-        Ok((addr, status))
+        self.call("status", prefer, |mut client| async move { client.status().await })
+            .await
     }
 
     /// The status of one store, without failover (`Err` is a short reason).
     pub async fn status_of(&self, addr: &str) -> Result<StoreStatus, String> {
         let mut client = self.client(addr).ok_or_else(|| "unusable address".to_owned())?;
         let started = Instant::now();
-        let reply = tokio::time::timeout(STATUS_TIMEOUT, client.status(StatusRequest {})).await;
-        let reply = match reply {
+        let reply = tokio::time::timeout(STATUS_TIMEOUT, client.status()).await;
+        match reply {
             Err(_) => {
                 self.metrics.observe_store("status", "timeout", started.elapsed());
-                return Err("timed out".into());
+                Err("timed out".into())
             }
-            Ok(Err(status)) => {
+            Ok(Err(CallError::Status(status))) => {
                 self.metrics.observe_store("status", "retry", started.elapsed());
-                return Err(format!("{:?}", status.code()));
+                Err(format!("{:?}", status.code()))
             }
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        self.metrics.observe_store("status", "ok", started.elapsed());
-        serde_json::from_slice(&reply.status).map_err(|e| format!("undecodable status: {e}"))
+            Ok(Err(CallError::Codec(e))) => Err(format!("undecodable status: {e}")),
+            Ok(Ok(status)) => {
+                self.metrics.observe_store("status", "ok", started.elapsed());
+                Ok(status)
+            }
+        }
+    }
+
+    /// Completes, with the latest log index of the reachable stores, only if `wanted` is
+    /// beyond every one of them: a revision no store can reach without new writes. Never
+    /// completes otherwise; race it against a read waiting for `wanted`. The own store is
+    /// asked first, which settles the usual case (its log already holds `wanted`) in one
+    /// local call.
+    pub async fn beyond_every_log(&self, wanted: u64) -> u64 {
+        let last = |s: &StoreStatus| s.last_log_index.unwrap_or(0);
+        let addrs = self.addrs();
+        if let Some(own) = addrs.first()
+            && let Ok(status) = self.status_of(own).await
+            && last(&status) >= wanted
+        {
+            return std::future::pending().await;
+        }
+        let statuses = futures::future::join_all(addrs.iter().map(|a| self.status_of(a))).await;
+        match statuses.iter().filter_map(|s| s.as_ref().ok()).map(last).max() {
+            Some(latest) if latest < wanted => latest,
+            _ => std::future::pending().await,
+        }
     }
 
     /// Forget that `addr` failed recently (e.g. after a stream on it ended normally).
@@ -429,6 +468,7 @@ impl StorePool {
 #[cfg(test)]
 mod tests {
     use agenda_shared::auth::ClusterSecret;
+    use agenda_shared::query::CredentialsQuery;
 
     use super::*;
 
@@ -436,6 +476,7 @@ mod tests {
         let auth = RpcAuth::new(ClusterSecret::new(vec![b's'; 32]).unwrap(), "api-test");
         StorePool::new(
             auth,
+            ClusterTls::insecure(),
             addrs.iter().map(|s| s.to_string()).collect(),
             Duration::from_millis(300),
             Metrics::new().unwrap(),
@@ -458,14 +499,22 @@ mod tests {
     #[test]
     fn store_errors_are_classified_by_kind() {
         let mut s = tonic::Status::unavailable("x");
-        s.metadata_mut().insert(ERROR_KIND_KEY, "no_leader".parse().unwrap());
+        ErrorKind::NoLeader.mark(&mut s, Duration::from_millis(500));
         assert!(matches!(classify(&s), Verdict::Retry { down: false, .. }));
+        let mut stale = tonic::Status::unavailable("x");
+        ErrorKind::StaleReplica.mark(&mut stale, Duration::from_millis(500));
+        assert!(matches!(classify(&stale), Verdict::Retry { down: false, .. }));
+        let mut stopping = tonic::Status::unavailable("x");
+        ErrorKind::ShuttingDown.mark(&mut stopping, Duration::from_millis(500));
+        assert!(matches!(classify(&stopping), Verdict::Retry { down: true, .. }));
         let transport = tonic::Status::unavailable("connection refused");
         assert!(matches!(classify(&transport), Verdict::Retry { down: true, .. }));
         let mut bad = tonic::Status::invalid_argument("x");
-        bad.metadata_mut()
-            .insert(ERROR_KIND_KEY, "bad_request".parse().unwrap());
+        ErrorKind::BadRequest.mark(&mut bad, Duration::from_millis(500));
         assert!(matches!(classify(&bad), Verdict::Fatal));
+        let mut large = tonic::Status::invalid_argument("x");
+        ErrorKind::CommandTooLarge.mark(&mut large, Duration::from_millis(500));
+        assert!(matches!(classify(&large), Verdict::TooLarge), "never retried elsewhere");
         assert!(matches!(classify(&tonic::Status::unauthenticated("x")), Verdict::Fatal));
     }
 
@@ -474,7 +523,11 @@ mod tests {
         // Port 1 on loopback refuses connections.
         let p = pool(&["127.0.0.1:1"]);
         let err = p
-            .query(&Query::Credentials { login: "x".into() }, ReadConsistency::Local)
+            .query(
+                &Query::Credentials(CredentialsQuery { login: "x".into() }),
+                None,
+                ReadConsistency::Local,
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");

@@ -4,24 +4,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agenda_shared::auth::{RpcAuth, VerifyLayer};
+use agenda_shared::auth::{Identity, RpcAuth, VerifyLayer};
 use agenda_shared::proto::admin_server::AdminServer;
 use agenda_shared::proto::raft_server::RaftServer;
 use agenda_shared::proto::store_server::StoreServer;
+use agenda_shared::rpc::serve::{self, ConnLimits};
+use agenda_shared::rpc::tls::ClusterTls;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
+use crate::config::MembershipConfig;
 use crate::grpc::admin::AdminService;
 use crate::grpc::raft::RaftService;
 use crate::grpc::store::StoreService;
 use crate::log_store::LogStore;
-use crate::membership::MembershipConfig;
 use crate::network::Network;
 use crate::node::StoreNode;
-use crate::peers::{MAX_MESSAGE, Peers};
+use crate::peers::Peers;
 use crate::state::StateStore;
-use crate::types::{NodeId, Raft};
+use crate::types::{Raft, RaftId};
+use agenda_shared::rpc::store::MAX_MESSAGE;
 
 /// Why a store could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +33,15 @@ pub enum AppError {
     /// The configuration is inconsistent.
     #[error("configuration: {0}")]
     Config(String),
-    /// A database could not be opened or migrated.
-    #[error("storage: {0}")]
-    Storage(String),
+    /// A database or the data folder could not be opened or migrated.
+    #[error("storage: cannot open {what}")]
+    Storage {
+        /// What could not be opened.
+        what: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The gRPC listener could not be bound.
     #[error("bind {addr}: {source}")]
     Bind {
@@ -41,8 +51,11 @@ pub enum AppError {
         source: std::io::Error,
     },
     /// Raft could not start.
-    #[error("raft: {0}")]
-    Raft(String),
+    #[error("raft could not start")]
+    Raft(#[source] openraft::error::Fatal<crate::types::RaftId>),
+    /// A task of the store panicked or was cancelled.
+    #[error("a store task failed")]
+    Task(#[from] tokio::task::JoinError),
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -50,11 +63,16 @@ pub enum AppError {
 
 /// A built store, listening but not yet serving.
 pub struct App {
+    /// The sidecar's root span (see `agenda_shared::telemetry::sidecar_span`).
+    span: tracing::Span,
     node: StoreNode,
     listener: TcpListener,
     grpc_addr: SocketAddr,
     advertise_addr: String,
     auth: RpcAuth,
+    tls: ClusterTls,
+    identity: Identity,
+    body_deadline: Duration,
     pristine: bool,
     drain: Duration,
     internal: CancellationToken,
@@ -64,6 +82,13 @@ pub struct App {
 impl App {
     /// Open the databases, start Raft and bind the gRPC listener.
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        let span = agenda_shared::telemetry::sidecar_span("store", &config.node_name);
+        let mut app = Self::build_inner(config).instrument(span.clone()).await?;
+        app.span = span;
+        Ok(app)
+    }
+
+    async fn build_inner(config: Config) -> Result<Self, AppError> {
         config.timings.validate().map_err(AppError::Config)?;
         let raft_config = Arc::new(
             config
@@ -71,19 +96,24 @@ impl App {
                 .raft_config()
                 .map_err(|e| AppError::Config(e.to_string()))?,
         );
+        let storage = |what: &str| {
+            let what = what.to_owned();
+            move |e: Box<dyn std::error::Error + Send + Sync>| AppError::Storage { what, source: e }
+        };
         std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| AppError::Storage(format!("create {}: {e}", config.data_dir.display())))?;
+            .map_err(|e| storage(&config.data_dir.display().to_string())(e.into()))?;
 
         let dir = config.data_dir.clone();
+        let (faults, node_name) = (config.faults.clone(), config.node_name.to_string());
         let (log, state, raft_id, pristine) = tokio::task::spawn_blocking(move || {
-            let log = LogStore::open(&dir).map_err(|e| AppError::Storage(format!("log.db: {e}")))?;
-            let raft_id = log.node_id().map_err(|e| AppError::Storage(format!("node id: {e}")))?;
-            let pristine = log.is_pristine().map_err(|e| AppError::Storage(e.to_string()))?;
-            let state = StateStore::open(&dir).map_err(|e| AppError::Storage(format!("state.db: {e}")))?;
+            let log =
+                LogStore::open_with_faults(&dir, Some((faults, node_name))).map_err(|e| storage("log.db")(e.into()))?;
+            let raft_id = log.node_id().map_err(|e| storage("log.db (raft id)")(e.into()))?;
+            let pristine = log.is_pristine().map_err(|e| storage("log.db")(e.into()))?;
+            let state = StateStore::open(&dir).map_err(|e| storage("state.db")(e.into()))?;
             Ok::<_, AppError>((log, state, raft_id, pristine))
         })
-        .await
-        .map_err(|e| AppError::Storage(e.to_string()))??;
+        .await??;
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -98,16 +128,21 @@ impl App {
         let advertise_addr = config.advertise_addr.clone().unwrap_or_else(|| grpc_addr.to_string());
 
         let auth = RpcAuth::new(config.secret.clone(), config.node_name.clone());
-        let peers = Peers::new(auth.clone(), Duration::from_millis(config.timings.connect_timeout_ms));
+        let peers = Peers::new(
+            auth.clone(),
+            config.tls.clone(),
+            Duration::from_millis(config.timings.connect_timeout_ms),
+        );
         let network = Network {
             peers: peers.clone(),
             faults: config.faults.clone(),
             self_name: config.node_name.clone(),
+            retry: Duration::from_millis(config.timings.heartbeat_ms),
         };
-        let raft = Raft::new(raft_id, raft_config, network, log, state.clone())
+        let raft = Raft::new(raft_id, raft_config, network, log.clone(), state.clone())
             .await
-            .map_err(|e| AppError::Raft(e.to_string()))?;
-        tracing::info!(node = %config.node_name, raft_id, %grpc_addr, %advertise_addr, pristine, "store built");
+            .map_err(AppError::Raft)?;
+        tracing::info!(raft_id, %grpc_addr, %advertise_addr, pristine, "store built");
 
         // The agent only takes reports signed as `<NODE_ID>-<suffix>` of its own slot.
         let membership = config.membership.clone().map(|m| {
@@ -127,13 +162,27 @@ impl App {
             timings: config.timings.clone(),
             shutdown: internal.clone(),
             reads: Default::default(),
+            freshness: Default::default(),
+            contact: Default::default(),
+            log,
         };
+        // Requests are accepted when signed for this store: its advertised or listen
+        // address (or the address a connection arrives at), its slot, this incarnation.
+        let identity = Identity::new(
+            config.node_name.to_string(),
+            [advertise_addr.clone(), grpc_addr.to_string()],
+        )
+        .with_raft(raft_id);
         Ok(Self {
+            span: tracing::Span::none(),
             node,
             listener,
             grpc_addr,
             advertise_addr,
             auth,
+            tls: config.tls.clone(),
+            identity,
+            body_deadline: Duration::from_millis(config.timings.rpc_body_deadline_ms),
             pristine,
             drain: Duration::from_millis(config.timings.drain_ms),
             internal,
@@ -152,7 +201,7 @@ impl App {
     }
 
     /// This incarnation's Raft id.
-    pub fn raft_id(&self) -> NodeId {
+    pub fn raft_id(&self) -> RaftId {
         self.node.raft_id
     }
 
@@ -174,56 +223,63 @@ impl App {
     /// Serve until `shutdown` is cancelled, then drain in-flight requests (bounded), stop
     /// Raft and close the databases.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let span = self.span.clone();
+        self.run_inner(shutdown).instrument(span).await
+    }
+
+    async fn run_inner(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let App {
             node,
             listener,
             auth,
+            tls,
+            identity,
+            body_deadline,
             drain,
             internal,
             membership,
             ..
         } = self;
-        let name = node.name.clone();
-        let raft_svc = RaftServer::new(RaftService {
-            raft: node.raft.clone(),
-            raft_id: node.raft_id,
-        })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+        let raft_svc = RaftServer::new(RaftService { node: node.clone() })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         let store_svc = StoreServer::new(StoreService { node: node.clone() })
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let admin_svc = AdminServer::new(AdminService { node: node.clone() });
 
         let stop_serving = internal.clone();
-        let server = tonic::transport::Server::builder()
-            .layer(VerifyLayer::new(auth))
+        let incoming = serve::incoming(listener, &tls, ConnLimits::default());
+        let server = serve::server_builder()
+            .trace_fn({
+                let span = tracing::Span::current();
+                move |_| span.clone()
+            })
+            .layer(VerifyLayer::new(auth, identity).with_body_deadline(body_deadline))
             .add_service(raft_svc)
             .add_service(store_svc)
             .add_service(admin_svc)
-            .serve_with_incoming_shutdown(agenda_shared::net::nodelay_incoming(listener), async move {
-                stop_serving.cancelled().await
-            });
-        let mut server = tokio::spawn(server);
-        let reconciler = membership
-            .map(|(config, auth)| tokio::spawn(crate::membership::run(node.clone(), config, auth, internal.clone())));
+            .serve_with_incoming_shutdown(incoming, async move { stop_serving.cancelled().await });
+        let mut server = tokio::spawn(server.in_current_span());
+        let elections = tokio::spawn(crate::election::run(node.clone(), internal.clone()).in_current_span());
+        let reconciler = membership.map(|(config, auth)| {
+            tokio::spawn(
+                crate::membership::run(node.clone(), config, auth, tls.clone(), internal.clone()).in_current_span(),
+            )
+        });
 
         let served = tokio::select! {
             _ = shutdown.cancelled() => None,
             res = &mut server => Some(res),
         };
-        tracing::info!(node = %name, "store stopping: no new requests, draining");
+        tracing::info!("store stopping: no new requests, draining");
         internal.cancel();
         let result = match served {
-            Some(res) => res
-                .map_err(|e| AppError::Raft(e.to_string()))
-                .and_then(|r| r.map_err(AppError::from)),
+            Some(res) => res.map_err(AppError::from).and_then(|r| r.map_err(AppError::from)),
             None => match tokio::time::timeout(drain, &mut server).await {
-                Ok(res) => res
-                    .map_err(|e| AppError::Raft(e.to_string()))
-                    .and_then(|r| r.map_err(AppError::from)),
+                Ok(res) => res.map_err(AppError::from).and_then(|r| r.map_err(AppError::from)),
                 Err(_) => {
-                    tracing::warn!(node = %name, "drain time exceeded; closing remaining connections");
+                    tracing::warn!("drain time exceeded; closing remaining connections");
                     server.abort();
                     Ok(())
                 }
@@ -232,12 +288,13 @@ impl App {
         if let Some(task) = reconciler {
             let _ = task.await;
         }
-        tracing::info!(node = %name, "stopping raft");
+        let _ = elections.await;
+        tracing::info!("stopping raft");
         if let Err(e) = node.raft.shutdown().await {
-            tracing::warn!(node = %name, error = %e, "raft shutdown");
+            tracing::warn!(error = %e, "raft shutdown");
         }
         drop(node);
-        tracing::info!(node = %name, "store stopped");
+        tracing::info!("store stopped");
         result
     }
 }

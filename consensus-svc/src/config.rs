@@ -1,21 +1,23 @@
 //! Configuration of a store.
 
+use agenda_shared::ids::SlotId;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agenda_shared::auth::ClusterSecret;
+use agenda_shared::auth::{AuthError, ClusterSecret};
+use agenda_shared::rpc::tls::{ClusterTls, LinkSettings, Role, TlsError};
+use agenda_shared::secret::Secret;
 use serde::Deserialize;
 
 use crate::faults::Faults;
-use crate::membership::MembershipConfig;
 
 /// Everything [`crate::App::build`] needs. Tests build it directly.
 #[derive(Clone)]
 pub struct Config {
     /// Slot identity, e.g. `agenda-3` (env `NODE_ID`).
-    pub node_name: String,
+    pub node_name: SlotId,
     /// Folder holding `log.db`, `state.db` and `snapshots/` (env `DATA_DIR`).
     pub data_dir: PathBuf,
     /// gRPC listen address; port 0 picks a free port (env `GRPC_LISTEN`, default `0.0.0.0:7000`).
@@ -25,6 +27,8 @@ pub struct Config {
     pub advertise_addr: Option<String>,
     /// Cluster HMAC secret (env `CLUSTER_HMAC_SECRET` / `CLUSTER_HMAC_SECRET_FILE`).
     pub secret: ClusterSecret,
+    /// Mutual TLS of every link (env `CLUSTER_TLS_*_FILE`, or `INSECURE_CLUSTER_LINKS=1`).
+    pub tls: ClusterTls,
     /// Raft timings and limits.
     pub timings: Timings,
     /// Fault injection (tests); empty in production.
@@ -34,16 +38,34 @@ pub struct Config {
     pub membership: Option<MembershipConfig>,
 }
 
+/// How the store finds and joins its cluster.
+#[derive(Debug, Clone)]
+pub struct MembershipConfig {
+    /// `host:port` of the slot's discovery agent (env `DISCOVERY_ADDR`).
+    pub discovery_addr: String,
+    /// Pristine stores to wait for before the lowest slot initialises the cluster
+    /// (env `BOOTSTRAP_EXPECT`, default 7).
+    pub bootstrap_expect: usize,
+    /// Voters the leader aims for (env `TARGET_VOTERS`, default 7).
+    pub target_voters: usize,
+    /// Remove a voter dead this long (env `REAP_AFTER_MS`; unset: never).
+    pub reap_after: Option<Duration>,
+    /// Reconciliation period (env `RECONCILE_MS`, default 1000).
+    pub interval: Duration,
+}
+
 /// Raft and RPC timings. Every field is read from the environment in upper case
 /// (e.g. `HEARTBEAT_MS`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct Timings {
-    /// Leader heartbeat interval, ms (default 150).
+    /// Leader heartbeat interval, ms (default 100).
     pub heartbeat_ms: u64,
-    /// Election timeout lower bound, ms (default 750).
+    /// Election timeout lower bound, ms (default 500): a store grants a pre-vote only
+    /// after hearing nothing from a leader for this long.
     pub election_min_ms: u64,
-    /// Election timeout upper bound, ms (default 1500).
+    /// Election timeout upper bound, ms (default 1000): a voter silent for a random time
+    /// in `[min, max]` asks for pre-votes (see [`crate::election`]).
     pub election_max_ms: u64,
     /// Longest a write or a read-index waits for a quorum before `Unavailable`, ms (default 5000).
     pub write_timeout_ms: u64,
@@ -55,24 +77,36 @@ pub struct Timings {
     pub connect_timeout_ms: u64,
     /// Longest in-flight requests may take to finish at shutdown, ms (default 5000).
     pub drain_ms: u64,
+    /// A `local` read is refused (503) on a replica last known to be up to date with the
+    /// leader longer ago than this, ms (default 5000).
+    pub max_local_staleness_ms: u64,
+    /// Longest an authenticated request's body may take to arrive, ms (default 10000).
+    pub rpc_body_deadline_ms: u64,
 }
 
 impl Default for Timings {
     fn default() -> Self {
         Self {
-            heartbeat_ms: 150,
-            election_min_ms: 750,
-            election_max_ms: 1500,
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
             write_timeout_ms: 5000,
             snapshot_every: 10_000,
             keep_logs: 1000,
             connect_timeout_ms: 1000,
             drain_ms: 5000,
+            max_local_staleness_ms: 5000,
+            rpc_body_deadline_ms: 10_000,
         }
     }
 }
 
 impl Timings {
+    /// See [`Timings::max_local_staleness_ms`].
+    pub fn max_local_staleness(&self) -> Duration {
+        Duration::from_millis(self.max_local_staleness_ms)
+    }
+
     /// See [`Timings::write_timeout_ms`].
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
@@ -88,8 +122,13 @@ impl Timings {
         openraft::Config {
             cluster_name: "agenda".into(),
             heartbeat_interval: self.heartbeat_ms,
-            election_timeout_min: self.election_min_ms,
-            election_timeout_max: self.election_max_ms,
+            // Elections are held by `crate::election` (with a pre-vote); openraft's own
+            // timer is off. What remains of its timeouts is the leader lease (votes are
+            // refused for `election_timeout_max` after hearing from a leader): it matches
+            // the silence after which a pre-vote is granted.
+            enable_elect: false,
+            election_timeout_min: self.election_min_ms - 1,
+            election_timeout_max: self.election_min_ms,
             install_snapshot_timeout: 10_000,
             max_payload_entries: 512,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
@@ -124,7 +163,11 @@ impl Timings {
 #[serde(default)]
 pub struct EnvConfig {
     /// `NODE_ID`.
-    pub node_id: String,
+    pub node_id: SlotId,
+    /// `CLUSTER_HMAC_SECRET`.
+    pub cluster_hmac_secret: Option<Secret>,
+    /// `CLUSTER_HMAC_SECRET_FILE` (a Docker secret).
+    pub cluster_hmac_secret_file: Option<PathBuf>,
     /// `DATA_DIR`.
     pub data_dir: PathBuf,
     /// `GRPC_LISTEN`.
@@ -146,12 +189,17 @@ pub struct EnvConfig {
     /// Raft timings (flattened: `HEARTBEAT_MS`, ...).
     #[serde(flatten)]
     pub timings: Timings,
+    /// Link security (flattened: `CLUSTER_TLS_CA_FILE`, ..., `INSECURE_CLUSTER_LINKS`).
+    #[serde(flatten)]
+    pub links: LinkSettings,
 }
 
 impl Default for EnvConfig {
     fn default() -> Self {
         Self {
             node_id: String::new(),
+            cluster_hmac_secret: None,
+            cluster_hmac_secret_file: None,
             data_dir: PathBuf::from("/data"),
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 7000)),
             advertise_addr: None,
@@ -162,14 +210,34 @@ impl Default for EnvConfig {
             reap_after_ms: None,
             reconcile_ms: 1000,
             timings: Timings::default(),
+            links: LinkSettings::default(),
         }
     }
 }
 
 impl EnvConfig {
-    /// Combine with the secret into a [`Config`]; `hostname` fills `ADVERTISE_ADDR` when it
-    /// is unset and the listener is on all interfaces.
-    pub fn into_config(self, secret: ClusterSecret, hostname: Option<String>) -> Result<Config, String> {
+    /// The cluster secret, from `CLUSTER_HMAC_SECRET` or `CLUSTER_HMAC_SECRET_FILE` (env or
+    /// the TOML file, like every other setting).
+    pub fn cluster_secret(&self) -> Result<ClusterSecret, AuthError> {
+        ClusterSecret::load(
+            self.cluster_hmac_secret.clone(),
+            self.cluster_hmac_secret_file.as_deref(),
+        )
+    }
+
+    /// The store's links as configured (a store certificate, or plain text when asked for).
+    pub fn cluster_tls(&self) -> Result<ClusterTls, TlsError> {
+        self.links.load(Role::Store)
+    }
+
+    /// Combine with the secret and the links into a [`Config`]; `hostname` fills
+    /// `ADVERTISE_ADDR` when it is unset and the listener is on all interfaces.
+    pub fn into_config(
+        self,
+        secret: ClusterSecret,
+        tls: ClusterTls,
+        hostname: Option<String>,
+    ) -> Result<Config, String> {
         if self.node_id.trim().is_empty() {
             return Err("NODE_ID is required (e.g. agenda-1)".into());
         }
@@ -201,8 +269,45 @@ impl EnvConfig {
             listen_addr: self.grpc_listen,
             advertise_addr,
             secret,
+            tls,
             timings: self.timings,
             faults: Arc::new(Faults::default()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+
+    #[test]
+    fn the_cluster_secret_comes_from_the_toml_file_like_every_other_setting() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, format!("{}\n", "s".repeat(40))).expect("write");
+        let toml = format!(
+            "node_id = \"agenda-2\"\ncluster_hmac_secret_file = {:?}\nheartbeat_ms = 120\n",
+            file.display().to_string()
+        );
+        let env: EnvConfig = Figment::from(Toml::string(&toml)).extract().expect("config");
+        assert_eq!(env.timings.heartbeat_ms, 120);
+        env.cluster_secret().expect("the secret from its file");
+        let printed = format!("{env:?}");
+        assert!(!printed.contains("ssss"), "{printed}");
+
+        let inline: EnvConfig = Figment::from(Toml::string(&format!(
+            "node_id = \"agenda-2\"\ncluster_hmac_secret = \"{}\"\n",
+            "v".repeat(32)
+        )))
+        .extract()
+        .expect("config");
+        inline.cluster_secret().expect("the secret from its value");
+        assert!(format!("{inline:?}").contains("[redacted]"));
+        let none: EnvConfig = Figment::from(Toml::string("node_id = \"agenda-2\"\n"))
+            .extract()
+            .expect("config");
+        assert!(none.cluster_secret().is_err(), "no secret, no start");
     }
 }

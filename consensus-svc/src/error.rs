@@ -1,28 +1,19 @@
-//! The store's error type and its single mapping to gRPC statuses.
+//! The store's error type and its single mapping to gRPC statuses (with the
+//! [`ErrorKind`] its callers act on).
 
 use std::time::Duration;
 
-use tonic::metadata::MetadataValue;
+use agenda_shared::command::MAX_COMMAND_BYTES;
+use agenda_shared::rpc::kind::ErrorKind;
 
 use crate::types::StorageError;
-
-/// gRPC metadata key carrying the leader's store address on `UNAVAILABLE` (not leader).
-pub const LEADER_ADDR_KEY: &str = "x-agenda-leader-addr";
-/// gRPC metadata key carrying a retry hint in milliseconds on `UNAVAILABLE`.
-pub const RETRY_AFTER_KEY: &str = "x-agenda-retry-after-ms";
-/// gRPC metadata key naming the [`StoreError`] kind, so a forwarding store (or api-svc)
-/// can tell "the leader moved" from "the quorum is gone" from a transport failure.
-pub const ERROR_KIND_KEY: &str = "x-agenda-error";
 
 /// What can go wrong serving a store RPC.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// This node is not the leader; the caller should go to `leader_addr`.
+    /// This node is not the leader (a forwarded request reached a former leader).
     #[error("not the leader")]
-    NotLeader {
-        /// Leader's store address, if known.
-        leader_addr: Option<String>,
-    },
+    NotLeader,
     /// No leader is known (election under way or quorum lost).
     #[error("no leader is known")]
     NoLeader,
@@ -41,6 +32,12 @@ pub enum StoreError {
     /// The request document could not be decoded.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The proposed command is larger than [`MAX_COMMAND_BYTES`]; nothing reached the log.
+    #[error("the command is {bytes} bytes, more than the {MAX_COMMAND_BYTES} a log entry may hold")]
+    CommandTooLarge {
+        /// Its size (JSON bytes).
+        bytes: usize,
+    },
     /// A membership operation was refused by Raft.
     #[error("membership: {0}")]
     Membership(String),
@@ -53,26 +50,35 @@ pub enum StoreError {
     /// A forwarded call failed; its status is passed through.
     #[error("forwarded: {0}")]
     Forwarded(tonic::Status),
-    /// The service is shutting down.
+    /// The store has begun to shut down: the caller goes to another store.
     #[error("shutting down")]
     ShuttingDown,
+    /// A `local` read on a replica that has not been in touch with the leader recently
+    /// enough (`lag_ms` ago; `None`: never).
+    #[error("this replica may be stale (last up to date {lag_ms:?} ms ago)")]
+    StaleReplica {
+        /// Since when, if ever.
+        lag_ms: Option<u64>,
+    },
 }
 
 impl StoreError {
-    /// Stable kind name sent in [`ERROR_KIND_KEY`].
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StoreError::NotLeader { .. } => "not_leader",
-            StoreError::NoLeader => "no_leader",
-            StoreError::QuorumUnavailable(_) => "quorum_unavailable",
-            StoreError::RevisionNotReached { .. } => "revision_not_reached",
-            StoreError::BadRequest(_) => "bad_request",
-            StoreError::Membership(_) => "membership",
-            StoreError::Storage(_) => "storage",
-            StoreError::Fatal(_) => "fatal",
-            StoreError::Forwarded(_) => "forwarded",
-            StoreError::ShuttingDown => "shutting_down",
-        }
+    /// The kind callers see (`None` for a forwarded status, which keeps its own).
+    pub fn kind(&self) -> Option<ErrorKind> {
+        Some(match self {
+            StoreError::NotLeader => ErrorKind::NotLeader,
+            StoreError::NoLeader => ErrorKind::NoLeader,
+            StoreError::QuorumUnavailable(_) => ErrorKind::QuorumUnavailable,
+            StoreError::RevisionNotReached { .. } => ErrorKind::RevisionNotReached,
+            StoreError::BadRequest(_) => ErrorKind::BadRequest,
+            StoreError::CommandTooLarge { .. } => ErrorKind::CommandTooLarge,
+            StoreError::Membership(_) => ErrorKind::Membership,
+            StoreError::Storage(_) => ErrorKind::Storage,
+            StoreError::Fatal(_) => ErrorKind::Fatal,
+            StoreError::ShuttingDown => ErrorKind::ShuttingDown,
+            StoreError::StaleReplica { .. } => ErrorKind::StaleReplica,
+            StoreError::Forwarded(_) => return None,
+        })
     }
 }
 
@@ -81,35 +87,25 @@ const RETRY_HINT: Duration = Duration::from_millis(500);
 
 impl From<StoreError> for tonic::Status {
     fn from(e: StoreError) -> Self {
-        let kind = e.kind();
         let mut status = match &e {
-            StoreError::NotLeader { .. } | StoreError::NoLeader | StoreError::QuorumUnavailable(_) => {
-                tonic::Status::unavailable(e.to_string())
+            StoreError::NotLeader
+            | StoreError::NoLeader
+            | StoreError::QuorumUnavailable(_)
+            | StoreError::RevisionNotReached { .. }
+            | StoreError::ShuttingDown
+            | StoreError::StaleReplica { .. } => tonic::Status::unavailable(e.to_string()),
+            StoreError::BadRequest(_) | StoreError::CommandTooLarge { .. } => {
+                tonic::Status::invalid_argument(e.to_string())
             }
-            StoreError::RevisionNotReached { .. } => tonic::Status::unavailable(e.to_string()),
-            StoreError::BadRequest(_) => tonic::Status::invalid_argument(e.to_string()),
             StoreError::Membership(_) => tonic::Status::failed_precondition(e.to_string()),
-            StoreError::ShuttingDown => tonic::Status::unavailable(e.to_string()),
             StoreError::Forwarded(s) => return s.clone(),
             StoreError::Storage(_) | StoreError::Fatal(_) => {
                 tracing::error!(error = %e, "store failure");
                 tonic::Status::internal("store failure")
             }
         };
-        if let StoreError::NotLeader {
-            leader_addr: Some(addr),
-        } = &e
-            && let Ok(v) = MetadataValue::try_from(addr.as_str())
-        {
-            status.metadata_mut().insert(LEADER_ADDR_KEY, v);
-        }
-        status
-            .metadata_mut()
-            .insert(ERROR_KIND_KEY, MetadataValue::from_static(kind));
-        if status.code() == tonic::Code::Unavailable {
-            status
-                .metadata_mut()
-                .insert(RETRY_AFTER_KEY, MetadataValue::from(RETRY_HINT.as_millis() as u64));
+        if let Some(kind) = e.kind() {
+            kind.mark(&mut status, RETRY_HINT);
         }
         status
     }

@@ -18,8 +18,10 @@
 
 pub mod app;
 pub mod config;
+pub mod election;
 pub mod error;
 pub mod faults;
+pub mod freshness;
 mod grpc;
 pub mod log_store;
 pub mod membership;
@@ -31,6 +33,6 @@ pub mod state;
 pub mod types;
 
 pub use app::{App, AppError};
+pub use config::MembershipConfig;
 pub use config::{Config, EnvConfig, Timings};
-pub use membership::MembershipConfig;
 pub use network::Network;

@@ -26,8 +26,9 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::faults::Faults;
 use crate::sqlite::{self, blocking, read_logs, write_logs};
-use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, RaftId, StorageError, TypeConfig, Vote};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -48,6 +49,12 @@ pub struct LogReader {
 impl LogStore {
     /// Open or create `log.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, rusqlite::Error> {
+        Self::open_with_faults(dir, None)
+    }
+
+    /// [`LogStore::open`], with every fsync delayed as `faults` says for `node` (tests: a
+    /// slow disk).
+    pub fn open_with_faults(dir: &Path, faults: Option<(Arc<Faults>, String)>) -> Result<Self, rusqlite::Error> {
         let path = dir.join("log.db");
         let conn = sqlite::open(&path)?;
         // Commits write the WAL; the flusher (or `sync_wal`) makes them durable.
@@ -59,7 +66,7 @@ impl LogStore {
         let wal = path.clone();
         std::thread::Builder::new()
             .name("log-fsync".into())
-            .spawn(move || flush_loop(&wal, &pending))
+            .spawn(move || flush_loop(&wal, &pending, faults.as_ref()))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Self {
             path,
@@ -68,15 +75,38 @@ impl LogStore {
         })
     }
 
+    /// The last purged and the last log id (as openraft's `get_log_state`).
+    pub async fn log_state(&self) -> Result<LogState<TypeConfig>, StorageError> {
+        self.with_writer(|conn| {
+            let last_purged_log_id: Option<LogId> = get_meta(conn, "last_purged").map_err(|e| read_logs(&e))?;
+            let last: Option<Vec<u8>> = conn
+                .query_row("SELECT entry FROM log ORDER BY idx DESC LIMIT 1", [], |r| r.get(0))
+                .optional()
+                .map_err(|e| read_logs(&e))?;
+            let last_log_id = match last {
+                Some(bytes) => {
+                    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| read_logs(&e))?;
+                    Some(entry.log_id)
+                }
+                None => last_purged_log_id,
+            };
+            Ok(LogState {
+                last_purged_log_id,
+                last_log_id,
+            })
+        })
+        .await
+    }
+
     /// The Raft id of this incarnation, created on first start and kept in the log database.
-    pub fn node_id(&self) -> Result<NodeId, rusqlite::Error> {
+    pub fn node_id(&self) -> Result<RaftId, rusqlite::Error> {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(id) = get_meta::<NodeId>(&conn, "node_id")? {
+        if let Some(id) = get_meta::<RaftId>(&conn, "node_id")? {
             return Ok(id);
         }
         // Ids only need to be unique per cluster; keep them below 2^53 so JSON clients
         // (the web UI) can hold them as numbers.
-        let id: NodeId = rand::random::<u64>() & ((1 << 53) - 1);
+        let id: RaftId = rand::random::<u64>() & ((1 << 53) - 1);
         set_meta(&conn, "node_id", &id)?;
         Ok(id)
     }
@@ -120,9 +150,12 @@ fn sync_wal(db: &Path) -> std::io::Result<()> {
 
 /// The flusher thread: one fsync for all appends committed before it, then their callbacks
 /// in order. Ends when the store is dropped.
-fn flush_loop(db: &Path, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn flush_loop(db: &Path, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>, faults: Option<&(Arc<Faults>, String)>) {
     while let Ok(first) = pending.recv() {
         let mut batch = vec![first];
+        if let Some(delay) = faults.and_then(|(f, node)| f.disk_delay(node)) {
+            std::thread::sleep(delay);
+        }
         batch.extend(pending.try_iter());
         let synced = sync_wal(db);
         if let Err(e) = &synced {
@@ -233,25 +266,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        self.with_writer(|conn| {
-            let last_purged_log_id: Option<LogId> = get_meta(conn, "last_purged").map_err(|e| read_logs(&e))?;
-            let last: Option<Vec<u8>> = conn
-                .query_row("SELECT entry FROM log ORDER BY idx DESC LIMIT 1", [], |r| r.get(0))
-                .optional()
-                .map_err(|e| read_logs(&e))?;
-            let last_log_id = match last {
-                Some(bytes) => {
-                    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| read_logs(&e))?;
-                    Some(entry.log_id)
-                }
-                None => last_purged_log_id,
-            };
-            Ok(LogState {
-                last_purged_log_id,
-                last_log_id,
-            })
-        })
-        .await
+        self.log_state().await
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use agenda_shared::auth::{RpcAuth, SignLayer};
-use agenda_shared::proto::StatusRequest;
-use agenda_shared::proto::store_client::StoreClient;
+use agenda_shared::auth::{Receiver, RpcAuth};
+use agenda_shared::rpc::channel::{lazy_channel, signed};
+use agenda_shared::rpc::store::StoreClient;
+use agenda_shared::rpc::tls::{ClusterTls, Role};
 use anyhow::Context;
 use consensus_svc::{App, EnvConfig};
 use tokio_util::sync::CancellationToken;
@@ -14,13 +15,15 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env: EnvConfig = agenda_shared::config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let secret = agenda_shared::auth::ClusterSecret::from_env().context("cluster secret")?;
+    let secret = env.cluster_secret().context("cluster secret")?;
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return healthcheck(env, secret).await;
+        let tls = env.cluster_tls().context("cluster links")?;
+        return healthcheck(env, secret, tls).await;
     }
     agenda_shared::telemetry::init(env.log_format == "json");
+    let tls = env.cluster_tls().context("cluster links")?;
     let hostname = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
-    let config = env.into_config(secret, hostname).map_err(|e| anyhow::anyhow!(e))?;
+    let config = env.into_config(secret, tls, hostname).map_err(|e| anyhow::anyhow!(e))?;
     let app = App::build(config).await?;
     let token = CancellationToken::new();
     agenda_shared::shutdown::cancel_on_signal(token.clone());
@@ -28,20 +31,19 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn healthcheck(env: EnvConfig, secret: agenda_shared::auth::ClusterSecret) -> anyhow::Result<()> {
-    let port = env.grpc_listen.port();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(3))
-        .connect()
-        .await
-        .context("connect to the local store")?;
+async fn healthcheck(
+    env: EnvConfig,
+    secret: agenda_shared::auth::ClusterSecret,
+    tls: ClusterTls,
+) -> anyhow::Result<()> {
+    let addr = format!("127.0.0.1:{}", env.grpc_listen.port());
     let node = format!("{}-healthcheck", env.node_id);
-    let svc = tower::ServiceBuilder::new()
-        .layer(SignLayer::new(RpcAuth::new(secret, node)))
-        .service(channel);
-    let reply = StoreClient::new(svc).status(StatusRequest {}).await.context("status")?;
-    let status: agenda_shared::status::StoreStatus = serde_json::from_slice(&reply.into_inner().status)?;
+    let channel = lazy_channel(&addr, &tls, Role::Store, Duration::from_secs(2))?;
+    let mut client = StoreClient::new(signed(channel, RpcAuth::new(secret, node), &Receiver::addr(addr)));
+    let status = tokio::time::timeout(Duration::from_secs(3), client.status())
+        .await
+        .context("the local store did not answer in time")?
+        .context("status")?;
     println!("{} {} term {}", status.node_name, status.role, status.term);
     Ok(())
 }

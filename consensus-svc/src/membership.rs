@@ -16,36 +16,24 @@
 //!   removed only when `REAP_AFTER_MS` is set and it has been dead that long.
 //! - Role transitions and membership changes are written to the replicated audit trail.
 
+use agenda_shared::command::RecordNodeEvent;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use agenda_shared::auth::RpcAuth;
 use agenda_shared::command::{Command, Request};
 use agenda_shared::discovery_proto::LocalReport;
-use discovery_svc::client::{MembersWatcher, connect};
-use discovery_svc::{Member, MemberState};
+use agenda_shared::rpc::agent::{MembersWatcher, connect};
+use agenda_shared::rpc::member::{Member, MemberState};
+use agenda_shared::rpc::tls::ClusterTls;
 use openraft::{ChangeMembers, RaftMetrics, ServerState};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::config::MembershipConfig;
 use crate::node::StoreNode;
-use crate::types::{NodeId, NodeInfo};
-
-/// How the store finds and joins its cluster.
-#[derive(Debug, Clone)]
-pub struct MembershipConfig {
-    /// `host:port` of the slot's discovery agent (env `DISCOVERY_ADDR`).
-    pub discovery_addr: String,
-    /// Pristine stores to wait for before the lowest slot initialises the cluster
-    /// (env `BOOTSTRAP_EXPECT`, default 7).
-    pub bootstrap_expect: usize,
-    /// Voters the leader aims for (env `TARGET_VOTERS`, default 7).
-    pub target_voters: usize,
-    /// Remove a voter dead this long (env `REAP_AFTER_MS`; unset: never).
-    pub reap_after: Option<Duration>,
-    /// Reconciliation period (env `RECONCILE_MS`, default 1000).
-    pub interval: Duration,
-}
+use crate::types::{NodeInfo, RaftId};
 
 /// A learner counts as caught up within this many entries of the leader's log.
 const CATCH_UP_LAG: u64 = 64;
@@ -53,15 +41,21 @@ const CATCH_UP_LAG: u64 = 64;
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Run the membership loop until `token` is cancelled.
-pub(crate) async fn run(node: StoreNode, config: MembershipConfig, auth: RpcAuth, token: CancellationToken) {
-    let watcher = match MembersWatcher::spawn(&config.discovery_addr, auth.clone(), token.clone()) {
+pub(crate) async fn run(
+    node: StoreNode,
+    config: MembershipConfig,
+    auth: RpcAuth,
+    tls: ClusterTls,
+    token: CancellationToken,
+) {
+    let watcher = match MembersWatcher::spawn(&config.discovery_addr, auth.clone(), &tls, token.clone()) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, addr = %config.discovery_addr, "cannot follow the discovery agent; membership stays manual");
             return;
         }
     };
-    let mut agent = match connect(&config.discovery_addr, auth) {
+    let mut agent = match connect(&config.discovery_addr, auth, &tls) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "cannot reach the discovery agent");
@@ -116,7 +110,7 @@ pub(crate) async fn run(node: StoreNode, config: MembershipConfig, auth: RpcAuth
     watcher.stop().await;
 }
 
-fn local_report(node: &StoreNode, metrics: &RaftMetrics<NodeId, NodeInfo>) -> LocalReport {
+fn local_report(node: &StoreNode, metrics: &RaftMetrics<RaftId, NodeInfo>) -> LocalReport {
     let has_cluster = metrics.membership_config.nodes().next().is_some();
     LocalReport {
         store_raft_id: Some(node.raft_id),
@@ -130,19 +124,25 @@ fn local_report(node: &StoreNode, metrics: &RaftMetrics<NodeId, NodeInfo>) -> Lo
 fn record(node: &StoreNode, event: &str, detail: String) {
     let node = node.clone();
     let event = event.to_owned();
-    tokio::spawn(async move {
-        let req = Request {
-            request_id: Uuid::now_v7().to_string(),
-            request_hash: String::new(),
-            actor: None,
-            issued_at_ms: now_ms(),
-            node: node.name.clone(),
-            command: Command::RecordNodeEvent { event, detail },
-        };
-        if let Err(e) = node.execute(req, false).await {
-            tracing::warn!(error = %e, "node event not recorded");
+    tokio::spawn(
+        async move {
+            let req = Request {
+                request_id: Uuid::now_v7().to_string(),
+                request_hash: String::new(),
+                actor: None,
+                issued_at_ms: now_ms(),
+                node: node.name.clone(),
+                command: Command::RecordNodeEvent(RecordNodeEvent { event, detail }),
+                rules: agenda_shared::command::CURRENT_RULES,
+                token_stamp: None,
+                limits: None,
+            };
+            if let Err(e) = node.execute(req, false).await {
+                tracing::warn!(error = %e, "node event not recorded");
+            }
         }
-    });
+        .in_current_span(),
+    );
 }
 
 fn now_ms() -> i64 {
@@ -181,7 +181,7 @@ async fn bootstrap(node: &StoreNode, config: &MembershipConfig, members: &[Membe
     if lowest.node_id != node.name || lowest.store_raft_id != Some(node.raft_id) {
         return;
     }
-    let voters: BTreeMap<NodeId, NodeInfo> = candidates
+    let voters: BTreeMap<RaftId, NodeInfo> = candidates
         .iter()
         .filter_map(|m| m.store_raft_id.map(|id| (id, info_of(m))))
         .collect();
@@ -200,14 +200,14 @@ async fn reconcile(
     node: &StoreNode,
     config: &MembershipConfig,
     members: &[Member],
-    metrics: &RaftMetrics<NodeId, NodeInfo>,
+    metrics: &RaftMetrics<RaftId, NodeInfo>,
 ) {
     let membership = metrics.membership_config.membership();
     if membership.get_joint_config().len() > 1 {
         return; // a change is in flight
     }
-    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-    let nodes: BTreeMap<NodeId, NodeInfo> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let voters: BTreeSet<RaftId> = membership.voter_ids().collect();
+    let nodes: BTreeMap<RaftId, NodeInfo> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
     let by_slot: BTreeMap<&str, &Member> = members.iter().map(|m| (m.node_id.as_str(), m)).collect();
 
     // 1. Discovered stores that are not members become learners.
@@ -226,7 +226,7 @@ async fn reconcile(
 
     // 2. Learners: drop stale incarnations, promote the caught-up ones.
     let last = metrics.last_log_index.unwrap_or(0);
-    let matched = |id: NodeId| {
+    let matched = |id: RaftId| {
         metrics
             .replication
             .as_ref()

@@ -6,7 +6,7 @@ use std::path::Path;
 use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
 use rusqlite::Connection;
 
-use crate::types::{NodeId, StorageError};
+use crate::types::{RaftId, StorageError};
 
 /// Open (creating if needed) a database in WAL mode with full fsync on commit: a commit
 /// that returned is on disk, which is what acknowledging a log append requires.
@@ -85,7 +85,7 @@ where
 
 /// Wrap any error as an openraft storage I/O error.
 pub(crate) fn io_error<E: std::error::Error + 'static>(
-    subject: ErrorSubject<NodeId>,
+    subject: ErrorSubject<RaftId>,
     verb: ErrorVerb,
     e: &E,
 ) -> StorageError {

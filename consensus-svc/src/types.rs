@@ -1,5 +1,6 @@
 //! The openraft type configuration of the store.
 
+use agenda_shared::ids::SlotId;
 use std::fmt;
 use std::io::Cursor;
 
@@ -12,7 +13,7 @@ pub struct NodeInfo {
     /// gRPC address of the store, `host:port`.
     pub addr: String,
     /// Slot identity (`agenda-3`): one slot may change Raft id when its volume is lost.
-    pub node_name: String,
+    pub node_name: SlotId,
 }
 
 impl fmt::Display for NodeInfo {
@@ -31,7 +32,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Request,
         R = ApplyResponse,
-        NodeId = u64,
+        NodeId = RaftId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
@@ -41,18 +42,18 @@ openraft::declare_raft_types!(
 /// The Raft handle of a store.
 pub type Raft = openraft::Raft<TypeConfig>;
 /// Raft node id (a store incarnation).
-pub type NodeId = u64;
+pub use agenda_shared::ids::RaftId;
 /// A log entry.
 pub type Entry = openraft::Entry<TypeConfig>;
 /// A log id.
-pub type LogId = openraft::LogId<NodeId>;
+pub type LogId = openraft::LogId<RaftId>;
 /// The vote.
-pub type Vote = openraft::Vote<NodeId>;
+pub type Vote = openraft::Vote<RaftId>;
 /// Storage errors reported to openraft.
-pub type StorageError = openraft::StorageError<NodeId>;
+pub type StorageError = openraft::StorageError<RaftId>;
 /// A membership as stored with its log id.
-pub type StoredMembership = openraft::StoredMembership<NodeId, NodeInfo>;
+pub type StoredMembership = openraft::StoredMembership<RaftId, NodeInfo>;
 /// Snapshot metadata.
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
+pub type SnapshotMeta = openraft::SnapshotMeta<RaftId, NodeInfo>;
 /// A snapshot with its data.
 pub type Snapshot = openraft::Snapshot<TypeConfig>;

@@ -12,8 +12,8 @@ use tokio::sync::watch;
 
 use crate::config::Timings;
 use crate::faults::Faults;
-use crate::member::{InvalidMember, Member, Source};
 use crate::table::{LocalUpdate, MemberTable, Merge};
+use agenda_shared::rpc::member::{InvalidMember, Member, Source};
 
 /// Largest number of members accepted in one digest.
 pub const MAX_DIGEST_MEMBERS: usize = 1024;
@@ -295,7 +295,7 @@ impl Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::{MemberState, parse_slot};
+    use agenda_shared::rpc::member::{MemberState, parse_slot};
 
     fn member(node_id: &str, addr: &str) -> Member {
         Member {

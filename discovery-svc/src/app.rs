@@ -5,21 +5,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agenda_shared::auth::{RpcAuth, VerifyLayer};
+use agenda_shared::auth::{Identity, RpcAuth, VerifyLayer};
 use agenda_shared::discovery_proto::discovery_server::DiscoveryServer;
+use agenda_shared::rpc::serve::{self, ConnLimits};
+use agenda_shared::rpc::tls::ClusterTls;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::agent::{Agent, now_ms};
 use crate::config::Config;
 use crate::dns::{DnsSource, build_resolver};
 use crate::gossip;
-use crate::member::{Member, MemberState, Source};
-use crate::peers::{MAX_MESSAGE, Peers};
+use crate::peers::Peers;
 use crate::persist;
 use crate::service::DiscoveryService;
 use crate::table::MemberTable;
+use agenda_shared::rpc::agent::MAX_MESSAGE;
+use agenda_shared::rpc::member::{Member, MemberState, Source};
 
 /// Longest the gRPC server may take to finish in-flight calls at shutdown.
 const DRAIN: Duration = Duration::from_secs(3);
@@ -30,9 +34,21 @@ pub enum AppError {
     /// The configuration is inconsistent.
     #[error("configuration: {0}")]
     Config(String),
-    /// The data folder or the table file could not be used.
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The data folder could not be created.
+    #[error("cannot create {}", path.display())]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The member table file could not be read or written.
+    #[error("the member table file")]
+    Table(#[from] crate::persist::PersistError),
+    /// A task of the agent panicked or was cancelled.
+    #[error("an agent task failed")]
+    Task(#[from] tokio::task::JoinError),
     /// The gRPC listener could not be bound.
     #[error("bind {addr}: {source}")]
     Bind {
@@ -48,11 +64,15 @@ pub enum AppError {
 
 /// A built agent: table loaded, listener bound, not yet serving nor gossiping.
 pub struct App {
+    /// The sidecar's root span (see `agenda_shared::telemetry::sidecar_span`).
+    span: tracing::Span,
     agent: Arc<Agent>,
     listener: TcpListener,
     local_addr: SocketAddr,
     advertise: String,
     auth: RpcAuth,
+    tls: ClusterTls,
+    identity: Identity,
     peers: Arc<Peers>,
     dns: Option<DnsSource>,
     data_dir: PathBuf,
@@ -64,15 +84,23 @@ impl App {
     /// above the one saved), bind the gRPC listener and prepare the sources. A DNS
     /// source that cannot be set up is a warning: the agent runs on seeds and gossip.
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        let span = agenda_shared::telemetry::sidecar_span("discovery", &config.node_id);
+        let mut app = Self::build_inner(config).instrument(span.clone()).await?;
+        app.span = span;
+        Ok(app)
+    }
+
+    async fn build_inner(config: Config) -> Result<Self, AppError> {
         config.validate().map_err(AppError::Config)?;
         let (dir, node) = (config.data_dir.clone(), config.node_id.clone());
         let restored = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-            persist::load(&dir, &node).map_err(|e| e.to_string())
+            std::fs::create_dir_all(&dir).map_err(|source| AppError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+            Ok::<_, AppError>(persist::load(&dir, &node)?)
         })
-        .await
-        .map_err(|e| AppError::Storage(e.to_string()))?
-        .map_err(AppError::Storage)?;
+        .await??;
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -121,10 +149,7 @@ impl App {
         // Save the raised incarnation before gossiping it, so a crash cannot reuse it.
         let members = table.members(now_ms());
         let (dir, node) = (config.data_dir.clone(), config.node_id.clone());
-        tokio::task::spawn_blocking(move || persist::save(&dir, &node, &members, now_ms()))
-            .await
-            .map_err(|e| AppError::Storage(e.to_string()))?
-            .map_err(|e| AppError::Storage(e.to_string()))?;
+        tokio::task::spawn_blocking(move || persist::save(&dir, &node, &members, now_ms())).await??;
 
         let dns = if config.dns.enabled() {
             match build_resolver(&config.dns) {
@@ -144,8 +169,13 @@ impl App {
         };
 
         let auth = RpcAuth::new(config.secret.clone(), config.node_id.clone());
-        let peers = Arc::new(Peers::new(auth.clone(), config.timings.gossip_timeout()));
+        let peers = Arc::new(Peers::new(
+            auth.clone(),
+            config.tls.clone(),
+            config.timings.gossip_timeout(),
+        ));
         let own_addrs = [advertise.clone(), local_addr.to_string()];
+        let identity = Identity::new(config.node_id.to_string(), own_addrs.clone());
         let agent = Arc::new(Agent::new(
             table,
             config.seeds.clone(),
@@ -164,11 +194,14 @@ impl App {
             "discovery agent built"
         );
         Ok(Self {
+            span: tracing::Span::none(),
             agent,
             listener,
             local_addr,
             advertise,
             auth,
+            tls: config.tls.clone(),
+            identity,
             peers,
             dns,
             data_dir: config.data_dir,
@@ -199,17 +232,23 @@ impl App {
     /// Serve and gossip until `shutdown` is cancelled; then stop the sources, announce
     /// the departure (own entry `left`) to a few alive peers, stop serving, save the table.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let span = self.span.clone();
+        self.run_inner(shutdown).instrument(span).await
+    }
+
+    async fn run_inner(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let App {
             agent,
             listener,
             auth,
+            tls,
+            identity,
             peers,
             dns,
             data_dir,
             debounce,
             ..
         } = self;
-        let node = agent.node_id().to_owned();
         let tracker = TaskTracker::new();
         let sources = CancellationToken::new();
         let persister = CancellationToken::new();
@@ -223,24 +262,23 @@ impl App {
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
         let stop = stop_serving.clone();
-        let server = tonic::transport::Server::builder()
-            .layer(VerifyLayer::new(auth))
+        let incoming = serve::incoming(listener, &tls, ConnLimits::default());
+        let server = serve::server_builder()
+            .trace_fn({
+                let span = tracing::Span::current();
+                move |_| span.clone()
+            })
+            .layer(VerifyLayer::new(auth, identity))
             .add_service(service)
-            .serve_with_incoming_shutdown(agenda_shared::net::nodelay_incoming(listener), async move {
-                stop.cancelled().await
-            });
-        let mut server = tokio::spawn(server);
+            .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await });
+        let mut server = tokio::spawn(server.in_current_span());
 
-        tracker.spawn(gossip::run(agent.clone(), peers.clone(), sources.clone()));
+        tracker.spawn(gossip::run(agent.clone(), peers.clone(), sources.clone()).in_current_span());
         if let Some(dns) = dns {
-            tracker.spawn(dns.run(agent.clone(), sources.clone()));
+            tracker.spawn(dns.run(agent.clone(), sources.clone()).in_current_span());
         }
-        let persist_task = tokio::spawn(persist_loop(
-            agent.clone(),
-            data_dir.clone(),
-            debounce,
-            persister.clone(),
-        ));
+        let persist_task =
+            tokio::spawn(persist_loop(agent.clone(), data_dir.clone(), debounce, persister.clone()).in_current_span());
         tracker.close();
 
         let served = tokio::select! {
@@ -248,7 +286,7 @@ impl App {
             res = &mut server => Some(res),
         };
 
-        tracing::info!(node = %node, "discovery stopping: sources off, leaving gossip");
+        tracing::info!("discovery stopping: sources off, leaving gossip");
         sources.cancel();
         tracker.wait().await;
         agent.leave();
@@ -263,7 +301,7 @@ impl App {
             None => match tokio::time::timeout(DRAIN, &mut server).await {
                 Ok(res) => flatten(res),
                 Err(_) => {
-                    tracing::warn!(node = %node, "drain time exceeded; closing remaining connections");
+                    tracing::warn!("drain time exceeded; closing remaining connections");
                     server.abort();
                     Ok(())
                 }
@@ -272,10 +310,10 @@ impl App {
 
         persister.cancel();
         if let Err(e) = persist_task.await {
-            tracing::warn!(node = %node, error = %e, "persistence task failed");
+            tracing::warn!(error = %e, "persistence task failed");
         }
         save(&agent, &data_dir).await;
-        tracing::info!(node = %node, "discovery stopped");
+        tracing::info!("discovery stopped");
         result
     }
 }
@@ -283,7 +321,7 @@ impl App {
 fn flatten(res: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) -> Result<(), AppError> {
     match res {
         Ok(r) => r.map_err(AppError::from),
-        Err(e) => Err(AppError::Storage(format!("server task: {e}"))),
+        Err(e) => Err(AppError::Task(e)),
     }
 }
 

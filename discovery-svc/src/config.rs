@@ -4,16 +4,19 @@
 //! [`EnvConfig`] is its environment form, loaded by figment in `main` (every field is the
 //! upper-case environment variable of the same name).
 
+use agenda_shared::ids::SlotId;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agenda_shared::auth::ClusterSecret;
+use agenda_shared::auth::{AuthError, ClusterSecret};
+use agenda_shared::rpc::tls::{ClusterTls, LinkSettings, Role, TlsError};
+use agenda_shared::secret::Secret;
 use serde::Deserialize;
 
 use crate::faults::Faults;
-use crate::member::{MAX_ADDR_LEN, parse_slot, validate_node_id};
+use agenda_shared::rpc::member::{MAX_ADDR_LEN, parse_slot, validate_node_id};
 
 /// Default discovery gRPC port.
 pub const DEFAULT_PORT: u16 = 7100;
@@ -26,7 +29,7 @@ pub const DEFAULT_API_PORT: u16 = 8080;
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Slot identity, e.g. `agenda-3`; must end in `-<slot number>` (env `NODE_ID`).
-    pub node_id: String,
+    pub node_id: SlotId,
     /// Folder holding `members.json` (env `DATA_DIR`, default `/data`).
     pub data_dir: PathBuf,
     /// gRPC listen address; port 0 picks a free port (env `DISCOVERY_LISTEN`, default
@@ -42,6 +45,8 @@ pub struct Config {
     pub api_advertise: String,
     /// Cluster HMAC secret (env `CLUSTER_HMAC_SECRET` / `CLUSTER_HMAC_SECRET_FILE`).
     pub secret: ClusterSecret,
+    /// Mutual TLS of every link (env `CLUSTER_TLS_*_FILE`, or `INSECURE_CLUSTER_LINKS=1`).
+    pub tls: ClusterTls,
     /// Discovery agents to gossip with from the start, `host:port` (env `DISCOVERY_SEEDS`,
     /// comma-separated, default none).
     pub seeds: Vec<String>,
@@ -250,7 +255,11 @@ impl Config {
 #[serde(default)]
 pub struct EnvConfig {
     /// `NODE_ID`.
-    pub node_id: String,
+    pub node_id: SlotId,
+    /// `CLUSTER_HMAC_SECRET`.
+    pub cluster_hmac_secret: Option<Secret>,
+    /// `CLUSTER_HMAC_SECRET_FILE` (a Docker secret).
+    pub cluster_hmac_secret_file: Option<PathBuf>,
     /// `DATA_DIR`.
     pub data_dir: PathBuf,
     /// `DISCOVERY_LISTEN`.
@@ -284,6 +293,9 @@ pub struct EnvConfig {
     /// Gossip timings (flattened: `GOSSIP_INTERVAL_MS`, ...).
     #[serde(flatten)]
     pub timings: Timings,
+    /// Link security (flattened: `CLUSTER_TLS_CA_FILE`, ..., `INSECURE_CLUSTER_LINKS`).
+    #[serde(flatten)]
+    pub links: LinkSettings,
 }
 
 impl Default for EnvConfig {
@@ -291,6 +303,8 @@ impl Default for EnvConfig {
         let dns = DnsConfig::default();
         Self {
             node_id: String::new(),
+            cluster_hmac_secret: None,
+            cluster_hmac_secret_file: None,
             data_dir: PathBuf::from("/data"),
             discovery_listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             discovery_advertise: None,
@@ -307,6 +321,7 @@ impl Default for EnvConfig {
             dns_timeout_ms: dns.timeout_ms,
             log_format: "text".into(),
             timings: Timings::default(),
+            links: LinkSettings::default(),
         }
     }
 }
@@ -320,9 +335,29 @@ fn comma_list(s: &str) -> Vec<String> {
 }
 
 impl EnvConfig {
+    /// The agent's links as configured (a discovery certificate, or plain text when asked
+    /// for).
+    pub fn cluster_tls(&self) -> Result<ClusterTls, TlsError> {
+        self.links.load(Role::Discovery)
+    }
+
+    /// The cluster secret, from `CLUSTER_HMAC_SECRET` or `CLUSTER_HMAC_SECRET_FILE` (env or
+    /// the TOML file, like every other setting).
+    pub fn cluster_secret(&self) -> Result<ClusterSecret, AuthError> {
+        ClusterSecret::load(
+            self.cluster_hmac_secret.clone(),
+            self.cluster_hmac_secret_file.as_deref(),
+        )
+    }
+
     /// Combine with the secret into a validated [`Config`]. `hostname` (`$HOSTNAME`) fills
     /// `DISCOVERY_ADVERTISE` when it is unset and the listener is on all interfaces.
-    pub fn into_config(self, secret: ClusterSecret, hostname: Option<String>) -> Result<Config, String> {
+    pub fn into_config(
+        self,
+        secret: ClusterSecret,
+        tls: ClusterTls,
+        hostname: Option<String>,
+    ) -> Result<Config, String> {
         let slot = validate_node_id(self.node_id.trim())
             .map_err(|_| format!("NODE_ID {:?} is required and must end in -<slot number>", self.node_id))?;
         let port = self.discovery_listen.port();
@@ -356,6 +391,7 @@ impl EnvConfig {
                 .filter(|a| !a.is_empty())
                 .unwrap_or_else(|| format!("api-{slot}:{DEFAULT_API_PORT}")),
             secret,
+            tls,
             seeds: comma_list(&self.discovery_seeds),
             dns: DnsConfig {
                 names: comma_list(&self.discovery_dns_names),
@@ -393,7 +429,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_slot_and_hostname() {
         let c = env("agenda-3")
-            .into_config(secret(), Some("discovery-3".into()))
+            .into_config(secret(), ClusterTls::insecure(), Some("discovery-3".into()))
             .expect("config");
         assert_eq!(c.slot(), 3);
         assert_eq!(c.store_advertise, "store-3:7000");
@@ -414,7 +450,7 @@ mod tests {
             dns_server: Some("127.0.0.1:5353".into()),
             ..env("agenda-2")
         };
-        let c = e.into_config(secret(), None).expect("config");
+        let c = e.into_config(secret(), ClusterTls::insecure(), None).expect("config");
         assert_eq!(c.seeds, vec!["a:1".to_owned(), "b:2".to_owned()]);
         assert_eq!(c.dns.server, Some(SocketAddr::from(([127, 0, 0, 1], 5353))));
         assert_eq!(
@@ -425,7 +461,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_the_variable_name() {
-        let err = env("agenda").into_config(secret(), None).expect_err("no slot");
+        let err = env("agenda")
+            .into_config(secret(), ClusterTls::insecure(), None)
+            .expect_err("no slot");
         assert!(err.contains("NODE_ID"), "{err}");
 
         let e = EnvConfig {
@@ -433,7 +471,7 @@ mod tests {
             ..env("agenda-1")
         };
         assert!(
-            e.into_config(secret(), None)
+            e.into_config(secret(), ClusterTls::insecure(), None)
                 .expect_err("seed")
                 .contains("DISCOVERY_SEEDS")
         );
@@ -441,7 +479,7 @@ mod tests {
         let mut e = env("agenda-1");
         e.timings.dead_after_ms = e.timings.suspect_after_ms;
         assert!(
-            e.into_config(secret(), None)
+            e.into_config(secret(), ClusterTls::insecure(), None)
                 .expect_err("timings")
                 .contains("DEAD_AFTER_MS")
         );
@@ -450,6 +488,10 @@ mod tests {
             discovery_slot_name_template: Some("discovery".into()),
             ..env("agenda-1")
         };
-        assert!(e.into_config(secret(), None).expect_err("template").contains("{slot}"));
+        assert!(
+            e.into_config(secret(), ClusterTls::insecure(), None)
+                .expect_err("template")
+                .contains("{slot}")
+        );
     }
 }

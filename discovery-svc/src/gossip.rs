@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, Target};
-use crate::member::Source;
 use crate::peers::Peers;
+use agenda_shared::rpc::member::Source;
 
 /// Run gossip rounds until `token` is cancelled.
 pub(crate) async fn run(agent: Arc<Agent>, peers: Arc<Peers>, token: CancellationToken) {

@@ -13,28 +13,27 @@
 //!
 //! It serves one gRPC service, `agenda.discovery.v1.Discovery`, behind the cluster HMAC
 //! layer: `Gossip` (agent to agent), `Members` and `WatchMembers` (to the slot's store and
-//! API; see [`client::MembersWatcher`]) and `UpdateLocal` (the slot's store and API report
+//! API; see `agenda_shared::rpc::agent::MembersWatcher`) and `UpdateLocal` (the slot's store and API report
 //! their state). `docs/discovery.md` describes the protocol and every setting.
 //!
-//! Modules: [`app`] (build/run), [`config`], [`member`] (the member type and its wire
-//! form), [`table`] (merge rules and timers), [`persist`] (`members.json`), [`dns`] (the
-//! DNS source), `gossip` (the exchange loop), `agent` (shared state), `service` (the gRPC
-//! server), [`client`] (for consumers), [`faults`] (test fault injection), [`error`].
+//! Modules: [`app`] (build/run), [`config`], [`table`] (merge rules and timers),
+//! [`persist`] (`members.json`), [`dns`] (the DNS source), `gossip` (the exchange loop),
+//! `agent` (shared state), `service` (the gRPC server), [`faults`] (test fault injection),
+//! [`error`]. The member type, its wire form and the client consumers use live in
+//! `agenda_shared::rpc::{member, agent}`, so the store and the API need only `shared`.
 
 pub mod agent;
 pub mod app;
-pub mod client;
 pub mod config;
 pub mod dns;
 pub mod error;
 pub mod faults;
 mod gossip;
-pub mod member;
 mod peers;
 pub mod persist;
 mod service;
 pub mod table;
 
+pub use agenda_shared::rpc::member::{Member, MemberState, Source};
 pub use app::{App, AppError};
 pub use config::{Config, DnsConfig, EnvConfig, Timings};
-pub use member::{Member, MemberState, Source};

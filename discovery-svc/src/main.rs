@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use agenda_shared::auth::{ClusterSecret, RpcAuth, SignLayer};
-use agenda_shared::discovery_proto::discovery_client::DiscoveryClient;
+use agenda_shared::auth::{ClusterSecret, RpcAuth};
 use agenda_shared::discovery_proto::{MemberState, MembersRequest};
+use agenda_shared::rpc::tls::ClusterTls;
 use anyhow::Context;
 use discovery_svc::{App, EnvConfig};
 use tokio_util::sync::CancellationToken;
@@ -14,13 +14,14 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env: EnvConfig = agenda_shared::config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let secret = ClusterSecret::from_env().context("cluster secret")?;
+    let secret = env.cluster_secret().context("cluster secret")?;
+    let tls = env.cluster_tls().context("cluster links")?;
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return healthcheck(env, secret).await;
+        return healthcheck(env, secret, tls).await;
     }
     agenda_shared::telemetry::init(env.log_format == "json");
     let hostname = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
-    let config = env.into_config(secret, hostname).map_err(|e| anyhow::anyhow!(e))?;
+    let config = env.into_config(secret, tls, hostname).map_err(|e| anyhow::anyhow!(e))?;
     let app = App::build(config).await?;
     let token = CancellationToken::new();
     agenda_shared::shutdown::cancel_on_signal(token.clone());
@@ -28,21 +29,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn healthcheck(env: EnvConfig, secret: ClusterSecret) -> anyhow::Result<()> {
+async fn healthcheck(env: EnvConfig, secret: ClusterSecret, tls: ClusterTls) -> anyhow::Result<()> {
     let port = env.discovery_listen.port();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(3))
-        .connect()
-        .await
-        .context("connect to the local discovery agent")?;
     let node = format!("{}-healthcheck", env.node_id);
-    let svc = tower::ServiceBuilder::new()
-        .layer(SignLayer::new(RpcAuth::new(secret, node)))
-        .service(channel);
-    let reply = DiscoveryClient::new(svc)
-        .members(MembersRequest {})
+    let mut client =
+        agenda_shared::rpc::agent::connect(&format!("127.0.0.1:{port}"), RpcAuth::new(secret, node), &tls)?;
+    let reply = tokio::time::timeout(Duration::from_secs(3), client.members(MembersRequest {}))
         .await
+        .context("the local discovery agent did not answer in time")?
         .context("members")?
         .into_inner();
     let alive = reply

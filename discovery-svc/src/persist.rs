@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::member::Member;
+use agenda_shared::rpc::member::Member;
 
 /// Name of the table file inside `DATA_DIR`.
 pub const FILE_NAME: &str = "members.json";
@@ -104,12 +104,12 @@ pub fn load(dir: &Path, node_id: &str) -> Result<Vec<Member>, PersistError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::{MemberState, Source};
+    use agenda_shared::rpc::member::{MemberState, Source};
 
     fn member(node_id: &str, incarnation: u64) -> Member {
         Member {
             node_id: node_id.into(),
-            slot: crate::member::parse_slot(node_id).unwrap_or(0),
+            slot: agenda_shared::rpc::member::parse_slot(node_id).unwrap_or(0),
             store_addr: "store-1:7000".into(),
             api_addr: "api-1:8080".into(),
             discovery_addr: "discovery-1:7100".into(),

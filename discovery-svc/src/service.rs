@@ -17,8 +17,8 @@ use tonic::{Request, Response, Status};
 
 use crate::agent::Agent;
 use crate::error::DiscoveryError;
-use crate::member::{MAX_CLUSTER_ID_LEN, Source};
 use crate::table::LocalUpdate;
+use agenda_shared::rpc::member::{MAX_CLUSTER_ID_LEN, Source};
 
 /// gRPC `Discovery` service of one agent.
 pub(crate) struct DiscoveryService {

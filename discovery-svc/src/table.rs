@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::member::{Member, MemberState, Source};
+use agenda_shared::rpc::member::{Member, MemberState, Source};
 
 /// What merging one report did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,7 +324,7 @@ impl MemberTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::parse_slot;
+    use agenda_shared::rpc::member::parse_slot;
 
     fn member(node_id: &str, incarnation: u64, state: MemberState) -> Member {
         Member {

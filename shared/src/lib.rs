@@ -5,8 +5,12 @@
 //! - [`command`], [`query`], [`model`], [`status`]: the typed documents carried inside those
 //!   RPCs (commands proposed to the log, their outcomes, reads, store status).
 //! - [`auth`]: HMAC-SHA256 signing and verification of every cluster RPC (tower layers).
+//! - [`rpc`]: the RPC vocabulary: error kinds and metadata keys, signed channels, the typed
+//!   store client and codec, the discovery member type and agent client.
 //! - [`faults`]: test-only fault injection shared by the store and discovery clients.
-//! - [`net`]: the gRPC servers' accepted sockets (`TCP_NODELAY`).
+//! - `pki` (feature `pki`): issuing the cluster CA and the sidecars' certificates.
+//! - [`ids`]: [`ids::SlotId`] (a slot, `agenda-N`) and [`ids::RaftId`] (a store incarnation).
+//! - [`secret`]: the one type for secret text, and how secrets are read from files.
 //! - [`config`], [`telemetry`], [`shutdown`]: helpers the binaries use to load layered
 //!   configuration, start tracing and turn SIGINT/SIGTERM into a cancellation token.
 //!
@@ -17,9 +21,13 @@ pub mod auth;
 pub mod command;
 pub mod config;
 pub mod faults;
+pub mod ids;
 pub mod model;
-pub mod net;
+#[cfg(feature = "pki")]
+pub mod pki;
 pub mod query;
+pub mod rpc;
+pub mod secret;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;

@@ -43,15 +43,20 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Who may see an appointment's title and description.
+/// Who may see an appointment's title and description (DESIGN §7 "Privacy"). Whoever may
+/// see the slot but not the details sees `Busy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Privacy {
-    /// Whoever can see the slot sees the details.
+    /// Details for the owner, the participants and anyone sharing a (joined) group with the
+    /// owner.
     #[default]
     Full,
-    /// Only the owner, participants and senior group members see details; others see "Busy".
+    /// Details for the owner, the participants and members senior to the owner in a
+    /// hierarchical group both have joined.
     Freebusy,
+    /// Details for the owner and the participants only.
+    Private,
 }
 
 impl Privacy {
@@ -60,6 +65,7 @@ impl Privacy {
         match self {
             Privacy::Full => "full",
             Privacy::Freebusy => "freebusy",
+            Privacy::Private => "private",
         }
     }
 
@@ -68,6 +74,7 @@ impl Privacy {
         match s {
             "full" => Some(Privacy::Full),
             "freebusy" => Some(Privacy::Freebusy),
+            "private" => Some(Privacy::Private),
             _ => None,
         }
     }
@@ -280,6 +287,78 @@ pub struct GroupMember {
     pub joined_at_ms: i64,
 }
 
+/// Where a membership invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    /// Waiting for the invitee's answer.
+    Pending,
+    /// The invitee joined.
+    Joined,
+    /// The invitee declined.
+    Declined,
+    /// A member who may manage members withdrew it, or the group was deleted.
+    Withdrawn,
+}
+
+impl InvitationStatus {
+    /// Stable text form, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "pending",
+            InvitationStatus::Joined => "joined",
+            InvitationStatus::Declined => "declined",
+            InvitationStatus::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// Parse the stored text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(InvitationStatus::Pending),
+            "joined" => Some(InvitationStatus::Joined),
+            "declined" => Some(InvitationStatus::Declined),
+            "withdrawn" => Some(InvitationStatus::Withdrawn),
+            _ => None,
+        }
+    }
+}
+
+/// An invitation to join a group. The invitee sees the group's name, kind and description
+/// and who invited them, nothing of its members; members who may manage members see the
+/// invitee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInvitation {
+    /// The group.
+    pub group_id: Uuid,
+    /// Its name.
+    pub group_name: String,
+    /// Its description.
+    pub group_description: String,
+    /// Its kind.
+    pub group_type: GroupType,
+    /// The invitee.
+    pub user_id: Uuid,
+    /// The invitee's username.
+    pub username: String,
+    /// The invitee's display name.
+    pub display_name: String,
+    /// The rank offered (0 in non-hierarchical groups).
+    pub rank: u32,
+    /// Who invited.
+    pub invited_by: Uuid,
+    /// The inviter's username.
+    pub invited_by_username: String,
+    /// The inviter's display name.
+    pub invited_by_display_name: String,
+    /// Where it stands.
+    pub status: InvitationStatus,
+    /// When it was sent (ms, log time).
+    pub created_at_ms: i64,
+    /// When it lapses unanswered (ms, log time).
+    pub expires_at_ms: i64,
+}
+
 /// A group as its members see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
@@ -299,8 +378,17 @@ pub struct Group {
     pub updated_at_ms: i64,
     /// The reader's rank.
     pub my_rank: u32,
-    /// Members, most senior first, then by username.
+    /// Members, most senior first, then by username (in a listing of several groups, at
+    /// most [`crate::query::MAX_LISTED_MEMBERS`] of them).
     pub members: Vec<GroupMember>,
+    /// How many members the group has.
+    #[serde(default)]
+    pub member_count: u32,
+    /// Pending invitations the reader may manage (withdraw): in a hierarchical group those
+    /// offering a rank below the reader's, in a non-hierarchical one all of them for the
+    /// creator; plus those the reader sent. Empty for everyone else.
+    #[serde(default)]
+    pub invited: Vec<GroupInvitation>,
 }
 
 /// One member's busy time in a group agenda.

@@ -1,5 +1,6 @@
 //! A store's view of the cluster (`Status` RPC), shown by `/api/cluster/status`.
 
+use crate::ids::SlotId;
 use serde::{Deserialize, Serialize};
 
 /// One member of the Raft membership.
@@ -8,7 +9,7 @@ pub struct MemberStatus {
     /// Raft id (the store's incarnation).
     pub raft_id: u64,
     /// Slot name, e.g. `agenda-3`.
-    pub node_name: String,
+    pub node_name: SlotId,
     /// gRPC address.
     pub addr: String,
     /// Voter or learner.
@@ -21,7 +22,7 @@ pub struct MemberStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreStatus {
     /// Slot name.
-    pub node_name: String,
+    pub node_name: SlotId,
     /// Raft id.
     pub raft_id: u64,
     /// `leader`, `follower`, `candidate` or `learner`.

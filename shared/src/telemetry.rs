@@ -33,3 +33,11 @@ pub fn init_for_tests() {
         .with_test_writer()
         .try_init();
 }
+
+/// The root span of one sidecar: every event it logs carries `service` (`store`, `api`,
+/// `discovery`) and `slot` (`agenda-N`), so the logs of several sidecars in one process
+/// (the test clusters) or one stream (the launcher) tell who is speaking. A sidecar runs
+/// its building and serving inside it, and its long-lived tasks are spawned in it.
+pub fn sidecar_span(service: &'static str, slot: &str) -> tracing::Span {
+    tracing::info_span!("sidecar", service, slot = %slot)
+}

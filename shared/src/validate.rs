@@ -12,6 +12,10 @@ pub const MAX_EMAIL: usize = 254;
 pub const MAX_TITLE: usize = 200;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION: usize = 5_000;
+/// Longest group name, in characters.
+pub const MAX_GROUP_NAME: usize = 100;
+/// Longest group description, in characters.
+pub const MAX_GROUP_DESCRIPTION: usize = 1_000;
 /// Longest appointment, in milliseconds (31 days).
 pub const MAX_APPOINTMENT_MS: i64 = 31 * 24 * 3_600_000;
 /// Longest range a listing may ask for (366 days).
@@ -73,6 +77,16 @@ pub fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String
         return Err(Rejection::invalid(field, "must not contain control characters"));
     }
     Ok(value.to_owned())
+}
+
+/// Check a group name: required, at most [`MAX_GROUP_NAME`] characters.
+pub fn group_name(raw: &str) -> Result<String, Rejection> {
+    text("name", raw, MAX_GROUP_NAME, true)
+}
+
+/// Check a group description: at most [`MAX_GROUP_DESCRIPTION`] characters, may be empty.
+pub fn group_description(raw: &str) -> Result<String, Rejection> {
+    text("description", raw, MAX_GROUP_DESCRIPTION, false)
 }
 
 /// Check an appointment interval: `start < end`, both renderable, at most 31 days long.
@@ -144,6 +158,16 @@ mod tests {
         assert!(text("title", &"x".repeat(11), 10, true).is_err());
         assert!(text("title", "a\u{0}b", 10, true).is_err());
         assert_eq!(text("d", "a\nb", 10, false).unwrap(), "a\nb");
+    }
+
+    #[test]
+    fn group_names_are_required_and_both_group_texts_bounded() {
+        assert_eq!(group_name(" Team ").unwrap(), "Team");
+        assert!(group_name(" ").is_err());
+        assert!(group_name(&"n".repeat(MAX_GROUP_NAME + 1)).is_err());
+        assert_eq!(group_description("").unwrap(), "");
+        assert!(group_description(&"d".repeat(MAX_GROUP_DESCRIPTION)).is_ok());
+        assert!(group_description(&"d".repeat(MAX_GROUP_DESCRIPTION + 1)).is_err());
     }
 
     #[test]

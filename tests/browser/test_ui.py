@@ -3,8 +3,10 @@
 real local cluster (started by scripts/browser-tests.sh).
 
 Two users in two separate browsers, each connected to a different slot's API front:
-Alice (slot 1) and Bob (slot 4). The steps run in order and share state; each one is
-reported as passed or failed, then a closing line `N passed, N failed`.
+Alice (slot 1) and Bob (slot 4); a third browser is Alice on another device for a while.
+Group membership is by consent, so Bob joins (or declines) Alice's groups through his own
+browser. The steps run in order and share state; each one is reported as passed or
+failed, then a closing line `N passed, N failed`.
 
 Every wait polls a condition with a deadline (WebDriverWait); nothing sleeps to
 synchronise.
@@ -27,6 +29,7 @@ import tempfile
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 
 os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never download anything.
@@ -468,7 +471,31 @@ def step_delete_an_appointment():
     wait(C.a, lambda x: all(e.text != "Temporary" for e in x.find_elements(By.CSS_SELECTOR, "#calendar .ev-title")), what="deleted")
 
 
-def step_group_with_a_member_added_by_username():
+def members_heading(d, count):
+    """The group page's members heading says `count` (from `member_count`)."""
+    return wait(
+        d,
+        lambda x: any(e.text == f"Members ({count})" for e in x.find_elements(By.CSS_SELECTOR, ".group-page h2")),
+        what=f"'Members ({count})'",
+    )
+
+
+def invite(d, username, rank=None):
+    """Send an invitation from the open group page, as a user would."""
+    form = visible(d, "#add-member-form")
+    type_into(form.find_element(By.NAME, "member"), username)
+    if rank is not None:
+        type_into(form.find_element(By.NAME, "rank"), str(rank))
+    submit(form)
+
+
+def step_bob_is_invited_sees_it_live_and_joins():
+    # Bob waits on his groups page: nothing to answer yet.
+    go(C.b, "#/groups")
+    visible(C.b, "#group-form")
+    C.b.execute_script("window.__agendaNoReload = 'bob-1'")
+    assert not C.b.find_element(By.ID, "group-invitations").is_displayed()
+
     go(C.a, "#/groups")
     form = visible(C.a, "#group-form")
     type_into(form.find_element(By.NAME, "name"), "Product team")
@@ -477,21 +504,48 @@ def step_group_with_a_member_added_by_username():
     submit(form)
     text_in(C.a, "#group-name", "Product team")
     C.group_id = C.a.current_url.rsplit("/", 1)[-1]
-    # Bob is on his calendar; his panel is open so the notifications arrive in view.
-    C.b.execute_script("window.__agendaNoReload = 'bob-1'")
+    invite(C.a, "nobody-here")
+    text_in(C.a, "#add-member-form .alert", "Nobody is registered")
+    # Inviting is not adding: 202, an "Invited" row, still one member.
+    invite(C.a, "bob")
+    text_in(C.a, "#add-member-form .alert.success", "Invitation sent to Bob Chen")
+    visible(C.a, f"#invited tr[data-username='bob'] button[data-action='withdraw']")
+    members_heading(C.a, 1)
+    assert not C.a.find_elements(By.CSS_SELECTOR, "#members tr[data-username='bob']")
+    shot(C.a, "06-group-invited")
+
+    # Bob: the invitation appears without a reload, with who invited and until when.
+    card = visible(C.b, f"#group-invitations li[data-group='{C.group_id}']")
+    assert "Product team" in card.text and "Invited by Alice Martin (@alice)" in card.text, card.text
+    assert "Answer by" in card.text, card.text
+    text_in(C.b, "#invite-count", "1")
+    text_in(C.b, "#unread-badge", "1")
+    # Until he joins he is nobody in the group.
+    s, _, body = api(SLOT_B, "GET", f"/api/groups/{C.group_id}", token_of(C.b))
+    assert s in (403, 404), (s, body)
+    shot(C.b, "06b-group-invitation")
+    clickable(C.b, f"#group-invitations li[data-group='{C.group_id}'] button[data-action='join']").click()
+    visible(C.b, f"#group-list .group-card[data-id='{C.group_id}']")
+    gone(C.b, f"#group-invitations li[data-group='{C.group_id}']")
+    wait(C.b, lambda x: not x.find_element(By.ID, "invite-count").is_displayed(), what="no pending invitation count")
+    # Answering it marked the invitation's notification read.
+    wait(C.b, lambda x: not x.find_element(By.ID, "unread-badge").is_displayed(), what="Bob's badge cleared")
+    assert C.b.execute_script("return window.__agendaNoReload") == "bob-1", "Bob's page was reloaded"
+
+    # Alice: her open group page shows Bob as a member, live.
+    visible(C.a, "#members tr[data-username='bob']")
+    members_heading(C.a, 2)
+    gone(C.a, "#invited")
+    shot(C.a, "06c-group-joined")
+
+    # Bob goes to his calendar with the panel open, for what comes next.
+    go(C.b, f"#/week/{C.day.date().isoformat()}")
+    visible(C.b, "#calendar .week")
     clickable(C.b, "#bell").click()
     visible(C.b, "#notif-panel")
-    form = visible(C.a, "#add-member-form")
-    type_into(form.find_element(By.NAME, "member"), "nobody-here")
-    submit(form)
-    text_in(C.a, "#add-member-form .alert", "Nobody is registered")
-    form = visible(C.a, "#add-member-form")
-    type_into(form.find_element(By.NAME, "member"), "bob")
-    submit(form)
-    visible(C.a, "#members tr[data-username='bob']")
-    shot(C.a, "06-group")
-    # Bob hears about it live.
-    visible(C.b, "#notif-list li[data-kind='group_member_added']")
+    item = visible(C.b, f"#notif-list li[data-kind='group_invite'][data-group='{C.group_id}']")
+    assert "Alice Martin invited you to join the group “Product team”" in item.text, item.text
+    visible(C.b, f"#notif-list li[data-group='{C.group_id}'] .pill.ok")
 
 
 def step_group_invitation_arrives_live_and_is_accepted():
@@ -510,7 +564,7 @@ def step_group_invitation_arrives_live_and_is_accepted():
     # Bob: the invitation shows up in the open panel without a reload, with Accept.
     item = visible(C.b, f"#notif-list li[data-kind='invite'][data-appointment='{C.group_appt}']")
     assert "Alice Martin invited you" in item.text, item.text
-    text_in(C.b, "#unread-badge", "2")
+    text_in(C.b, "#unread-badge", "1")
     clickable(C.b, f"#notif-list li[data-appointment='{C.group_appt}'] button[data-action='accept']")
     shot(C.b, "07-notification-panel")
     assert C.b.execute_script("return window.__agendaNoReload") == "bob-1", "Bob's page was reloaded"
@@ -562,6 +616,66 @@ def step_group_invitation_arrives_live_and_is_accepted():
     clickable(C.a, "#notif-close").click()
 
 
+def step_a_second_invitation_is_declined_and_a_third_withdrawn():
+    # A hierarchical group: the invitation offers a rank.
+    go(C.a, "#/groups")
+    form = visible(C.a, "#group-form")
+    type_into(form.find_element(By.NAME, "name"), "Leadership")
+    C.a.find_element(By.ID, "gt-h").click()
+    submit(form)
+    text_in(C.a, "#group-name", "Leadership")
+    C.group2_id = C.a.current_url.rsplit("/", 1)[-1]
+    clickable(C.b, "#bell").click()
+    visible(C.b, "#notif-panel")
+    invite(C.a, "bob@example.org", rank=10)
+    text_in(C.a, "#add-member-form .alert.success", "Invitation sent to Bob Chen")
+    row = visible(C.a, "#invited tr[data-username='bob']")
+    assert "10" in row.text, row.text
+
+    # Bob declines it from the notification panel.
+    sel = f"#notif-list li[data-kind='group_invite'][data-group='{C.group2_id}']"
+    decline = clickable(C.b, f"{sel} button[data-action='decline']")
+    item = C.b.find_element(By.CSS_SELECTOR, sel)
+    assert "Alice Martin invited you to join the group “Leadership”" in item.text, item.text
+    assert "offered rank 10" in item.text, item.text
+    shot(C.b, "07c-group-invitation-in-panel")
+    decline.click()
+    text_in(C.b, f"{sel} .pill", "Declined")
+    s, _, body = api(SLOT_B, "GET", "/api/me/group-invitations", token_of(C.b))
+    assert s == 200 and body["invitations"] == [], (s, body)
+
+    # Alice hears about it, and her "Invited" list empties by itself.
+    gone(C.a, "#invited")
+    members_heading(C.a, 1)
+    clickable(C.a, "#bell").click()
+    item = visible(C.a, f"#notif-list li[data-kind='group_invite_declined'][data-group='{C.group2_id}']")
+    assert "Bob Chen declined your invitation to the group “Leadership”" in item.text, item.text
+    clickable(C.a, "#notif-close").click()
+
+    # A third invitation, withdrawn before Bob answers: it disappears from his groups page.
+    clickable(C.b, "#notif-close").click()
+    go(C.b, "#/groups")
+    visible(C.b, "#group-form")
+    invite(C.a, "bob", rank=5)
+    text_in(C.a, "#add-member-form .alert.success", "Invitation sent to Bob Chen")
+    card = visible(C.b, f"#group-invitations li[data-group='{C.group2_id}']")
+    assert "Offered rank 5" in card.text, card.text
+    text_in(C.b, "#invite-count", "1")
+    shot(C.b, "06d-groups-with-invitation")
+    clickable(C.a, "#invited tr[data-username='bob'] button[data-action='withdraw']").click()
+    gone(C.a, "#invited")
+    gone(C.b, f"#group-invitations li[data-group='{C.group2_id}']")
+    wait(C.b, lambda x: not x.find_element(By.ID, "invite-count").is_displayed(), what="no pending invitation count")
+    assert not C.b.find_elements(By.CSS_SELECTOR, f"#group-list .group-card[data-id='{C.group2_id}']")
+    clickable(C.b, "#bell").click()
+    item = visible(C.b, f"#notif-list li[data-kind='group_invite_withdrawn'][data-group='{C.group2_id}']")
+    assert "Alice Martin withdrew your invitation to the group “Leadership”" in item.text, item.text
+    clickable(C.b, "#notif-close").click()
+    assert C.b.execute_script("return window.__agendaNoReload") == "bob-1", "Bob's page was reloaded"
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    visible(C.a, "#calendar .week")
+
+
 def step_month_view_and_navigation():
     clickable(C.a, "#view-month").click()
     visible(C.a, "#calendar .month")
@@ -576,6 +690,59 @@ def step_month_view_and_navigation():
     wait(C.a, lambda x: dt.date.today().isoformat() in x.current_url, what="today")
     clickable(C.a, "#view-week").click()
     visible(C.a, "#calendar .week")
+
+
+def week_range_iso(day):
+    monday = dt.datetime.combine(day.date() - dt.timedelta(days=day.weekday()), dt.time(0, 0)).astimezone()
+    return monday.isoformat(), (monday + dt.timedelta(days=7)).isoformat()
+
+
+def step_the_calendar_follows_every_page_of_the_agenda():
+    start, end = week_range_iso(C.day)
+    s, _, body = api(SLOT_A, "GET", "/api/agenda?" + urllib.parse.urlencode({"start": start, "end": end}), token_of(C.a))
+    assert s == 200 and body["next_cursor"] is None, (s, body)
+    titles = sorted(a["title"] for a in body["appointments"])
+    assert len(titles) > 4, titles
+    # Small pages (a diagnostic setting of the UI): the week still shows every appointment.
+    C.a.execute_script("localStorage.setItem('agenda.pageSize', '2')")
+    try:
+        go(C.a, "#/groups")
+        visible(C.a, "#group-form")
+        go(C.a, f"#/week/{C.day.date().isoformat()}")
+        wait(C.a, lambda x: int(x.find_element(By.ID, "calendar").get_attribute("data-pages") or 0) > 1, what="several pages")
+        text_in(C.a, ".cal-status", f"{len(titles)} appointments")
+        shown = sorted(e.text for e in C.a.find_elements(By.CSS_SELECTOR, "#calendar .week .ev-title"))
+        assert shown == titles, (shown, titles)
+    finally:
+        C.a.execute_script("localStorage.removeItem('agenda.pageSize')")
+
+
+PRIVACY_HELP = {
+    "full": "people in your groups see the title",
+    "freebusy": "only people senior to you in a hierarchical group you both belong to see the title; others see “Busy”",
+    "private": "only the people invited see the title; everyone else sees “Busy”",
+}
+
+
+def step_the_editor_explains_each_privacy_level():
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    tuesday = C.day - dt.timedelta(days=1)
+    for title, h0, privacy in (("Salary talk", 14, "private"), ("Physio", 16, "freebusy")):
+        clickable(C.a, "#new-appointment").click()
+        dlg = fill_appointment(C.a, title, tuesday.replace(hour=h0), tuesday.replace(hour=h0 + 1), description="Not for everyone")
+        select = dlg.find_element(By.NAME, "privacy")
+        options = [o.get_attribute("value") for o in select.find_elements(By.TAG_NAME, "option")]
+        assert options == ["full", "freebusy", "private"], options
+        hint_id = select.get_attribute("aria-describedby")
+        # The explanation next to the choice follows it.
+        for level in ("full", "freebusy", "private", privacy):
+            set_value(C.a, select, level)
+            text_in(C.a, f"dialog[open] #{hint_id}", PRIVACY_HELP[level])
+        if privacy == "private":
+            shot(C.a, "05b-editor-privacy")
+        submit(dlg)
+        gone(C.a, "dialog[open]")
+        event_by_title(C.a, title)
 
 
 def step_group_agenda_respects_privacy():
@@ -602,7 +769,51 @@ def step_group_agenda_respects_privacy():
     assert masked.text.endswith("Busy"), masked.text
     assert "secret" not in C.a.find_element(By.ID, "group-agenda").text
     text_in(C.a, "#group-agenda", "Sprint planning")
+    # Alice sees her own private and free/busy appointments in full.
+    text_in(C.a, "#group-agenda", "Salary talk")
+    text_in(C.a, "#group-agenda", "Physio")
     shot(C.a, "09-group-agenda")
+
+    # Bob, in the same (non-hierarchical) group, is not senior to Alice: on Tuesday he sees
+    # her full appointment's title, and "Busy" for the private and the free/busy one.
+    alice_id = json.loads(C.a.execute_script("return localStorage.getItem('agenda.session')"))["user"]["id"]
+    go(C.b, f"#/groups/{C.group_id}/agenda/{monday.date().isoformat()}/7")
+    tuesday_cell = f"#group-agenda tbody tr[data-user='{alice_id}'] td:nth-of-type(2)"
+    items = wait(
+        C.b,
+        lambda x: (lambda li: li if len(li) == 3 else False)(x.find_elements(By.CSS_SELECTOR, f"{tuesday_cell} li")),
+        what="Alice's three Tuesday appointments in Bob's group agenda",
+    )
+    titles = [li.find_element(By.CSS_SELECTOR, ".busy-title").text for li in items]
+    assert titles == ["Customer call", "Busy", "Busy"], titles
+    assert [li.get_attribute("data-masked") for li in items] == ["false", "true", "true"]
+    text = C.b.find_element(By.ID, "group-agenda").text
+    for secret in ("Salary talk", "Physio", "Doctor", "Morning run"):
+        assert secret not in text, f"{secret!r} shown to Bob"
+    text_in(C.b, "#group-agenda", "Bob's secret dentist")  # his own
+    shot(C.b, "09b-group-agenda-bob")
+    assert not C.b.find_elements(By.ID, "group-agenda-truncated")
+
+    # An answer cut at its size bound (`truncated`) is said so on the page. Filling a real
+    # one takes thousands of appointments, so the browser rewrites the answer instead.
+    C.b.execute_script(
+        """
+        const real = window.fetch;
+        window.__agendaRealFetch = real;
+        window.fetch = async (url, opts) => {
+          const res = await real(url, opts);
+          if (!/\\/api\\/groups\\/[^/]+\\/agenda/.test(String(url)) || !res.ok) return res;
+          const body = await res.json();
+          body.truncated = true;
+          return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+        };
+        """
+    )
+    try:
+        clickable(C.b, ".ga-page button[aria-label='Later']").click()
+        text_in(C.b, "#group-agenda-truncated", "Too many appointments to show; pick a shorter range")
+    finally:
+        C.b.execute_script("window.fetch = window.__agendaRealFetch")
 
 
 def step_profile_and_password_change():
@@ -620,6 +831,27 @@ def step_profile_and_password_change():
     type_into(form.find_element(By.NAME, "current_password"), PASSWORD)
     submit(form)
     text_in(C.a, "#profile-login-form .alert", "Saved")
+    # Alice is also signed in on another device (slot 4), idle on her calendar: when the
+    # password changes, the server closes that device's live socket (token_revoked) and
+    # the page signs out by itself, without any request of its own.
+    other = new_browser("alice-other")
+    try:
+        other.get(ui_url(SLOT_B))
+        form = visible(other, "#login-form")
+        type_into(form.find_element(By.NAME, "login"), "alice")
+        type_into(form.find_element(By.NAME, "password"), PASSWORD)
+        submit(form)
+        visible(other, "#calendar")
+        visible(other, "#live-dot.up")
+        change_password_and_check(other)
+    finally:
+        other.quit()
+        shutil.rmtree(other.agenda_profile, ignore_errors=True)
+    shot(C.a, "10-profile")
+    visible(C.a, "#live-dot.up")
+
+
+def change_password_and_check(other):
     old_token = token_of(C.a)
     form = C.a.find_element(By.ID, "password-form")
     type_into(form.find_element(By.NAME, "current_password"), PASSWORD)
@@ -630,8 +862,11 @@ def step_profile_and_password_change():
     assert token_of(C.a) != old_token
     s, _, _ = api(SLOT_A, "GET", "/api/me", old_token)
     assert s == 401, s
-    shot(C.a, "10-profile")
-    visible(C.a, "#live-dot.up")
+    # This tab goes on with its new token; the other device is signed out with a reason.
+    alert = visible(other, "#login-form .alert")
+    assert "password was changed" in alert.text and "sign in again" in alert.text.lower(), alert.text
+    assert other.execute_script("return localStorage.getItem('agenda.session')") is None
+    shot(other, "10b-signed-out-elsewhere", settle=False)
 
 
 def step_phone_sized_screens():
@@ -684,7 +919,12 @@ def step_cluster_page_shows_a_new_leader_after_the_leader_store_stops():
     C.stopped = pid
     try:
         t0 = time.monotonic()
-        new = wait(C.a, lambda x: (lambda s: s if s and s != old else False)(leader_shown(x)), 90, "a new leader")
+        def new_leader(x):
+            s = leader_shown(x)
+            card = f"#slots .slot-card[data-slot='{s}'][data-role='leader']"
+            return s if s and s != old and x.find_elements(By.CSS_SELECTOR, card) else False
+
+        new = wait(C.a, new_leader, 90, "a new leader")
         print(f"    leader {old} stopped; the cluster page showed {new} after {time.monotonic() - t0:.1f}s", flush=True)
         visible(C.a, f"#slots .slot-card[data-slot='{new}'][data-role='leader']")
         wait(C.a, lambda x: x.find_elements(By.CSS_SELECTOR, "#slots .slot-card[data-role='down']"), 30, "the stopped store shown down")
@@ -732,9 +972,12 @@ STEPS = [
     step_personal_appointments_and_a_conflict_named_in_words,
     step_edit_with_a_stale_version_explains_and_reloads,
     step_delete_an_appointment,
-    step_group_with_a_member_added_by_username,
+    step_bob_is_invited_sees_it_live_and_joins,
     step_group_invitation_arrives_live_and_is_accepted,
+    step_a_second_invitation_is_declined_and_a_third_withdrawn,
     step_month_view_and_navigation,
+    step_the_calendar_follows_every_page_of_the_agenda,
+    step_the_editor_explains_each_privacy_level,
     step_group_agenda_respects_privacy,
     step_profile_and_password_change,
     step_phone_sized_screens,

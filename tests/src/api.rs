@@ -1,11 +1,12 @@
 //! API fronts over a [`TestCluster`]: one `api-svc` per slot, each preferring its own
 //! slot's store, reached through real HTTP and WebSocket clients.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_svc::{App, AppError, Config, LoginLimits, PasswordCost, Secret, StorePool, TlsFiles};
+use agenda_shared::command::Limits;
+use api_svc::{App, AppError, Config, LoginLimits, PasswordCost, Secret, StorePool, TlsFiles, TrustedProxies};
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -16,6 +17,19 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::TestCluster;
+
+/// A self-signed certificate for `localhost`/`127.0.0.1` written into `dir`, as the front
+/// door's TLS files.
+pub fn self_signed_front_door(dir: &std::path::Path) -> TlsFiles {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("cert");
+    let files = TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.cert, cert.cert.pem()).expect("write cert");
+    std::fs::write(&files.key, cert.signing_key.serialize_pem()).expect("write key");
+    files
+}
 
 /// Settings of the API fronts a test starts.
 #[derive(Debug, Clone)]
@@ -32,6 +46,18 @@ pub struct ApiOptions {
     pub tls: Option<TlsFiles>,
     /// Store retry budget.
     pub store_retry_budget: Duration,
+    /// Quotas and retention the fronts put in their commands.
+    pub limits: Limits,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: TrustedProxies,
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// argon2id cost of new hashes (the cheapest by default: debug builds hash slowly).
+    pub password_cost: PasswordCost,
+    /// `PASSWORD_HASH_QUEUE`.
+    pub password_hash_queue: usize,
+    /// `FEED_FAILURES_PER_IP_PER_MINUTE` (generous by default, like the login budgets).
+    pub feed_failures_per_ip_per_minute: u32,
 }
 
 impl Default for ApiOptions {
@@ -40,12 +66,19 @@ impl Default for ApiOptions {
             audit_token: None,
             login_limits: LoginLimits {
                 per_ip_per_minute: 10_000,
-                per_account_per_minute: 10_000,
+                free_failures: 10_000,
+                max_backoff: Duration::from_secs(900),
             },
             ws_ping_interval: Duration::from_secs(30),
             ws_allowed_origins: Vec::new(),
             tls: None,
             store_retry_budget: Duration::from_secs(15),
+            limits: Limits::default(),
+            trusted_proxies: TrustedProxies::default(),
+            token_ttl: Duration::from_secs(86_400),
+            password_cost: PasswordCost::insecure_fast_for_tests(),
+            password_hash_queue: 64,
+            feed_failures_per_ip_per_minute: 10_000,
         }
     }
 }
@@ -87,7 +120,8 @@ impl ApiCluster {
             apis: Vec::new(),
         };
         for i in 0..n {
-            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            // Restarts reuse this port: one outside the ephemeral range stays free.
+            let addr = SocketAddr::from(([127, 0, 0, 1], crate::ports::reserve(&[Ipv4Addr::LOCALHOST])));
             cluster.apis.push(ApiSlot { addr, running: None });
             cluster.launch(i).await;
         }
@@ -103,16 +137,22 @@ impl ApiCluster {
             store_addrs,
             self.jwt_secret.clone(),
             self.stores.secret().clone(),
+            crate::pki::tls(agenda_shared::rpc::tls::Role::Api),
         );
         config.http_listen = self.apis[i].addr;
         config.audit_token = self.options.audit_token.clone().map(Secret::new);
         config.login_limits = self.options.login_limits;
-        config.password_cost = PasswordCost::insecure_fast_for_tests();
+        config.password_cost = self.options.password_cost;
+        config.password_hash_queue = self.options.password_hash_queue;
+        config.feed_failures_per_ip_per_minute = self.options.feed_failures_per_ip_per_minute;
         config.ws_ping_interval = self.options.ws_ping_interval;
         config.ws_resume_grace = Duration::from_millis(200);
         config.ws_allowed_origins = self.options.ws_allowed_origins.clone();
         config.tls = self.options.tls.clone();
         config.store_retry_budget = self.options.store_retry_budget;
+        config.limits = self.options.limits;
+        config.trusted_proxies = self.options.trusted_proxies.clone();
+        config.token_ttl = self.options.token_ttl;
         config
     }
 
@@ -120,6 +160,7 @@ impl ApiCluster {
         let app = App::build(self.config(i)).await.expect("api starts");
         self.apis[i].addr = app.local_addr();
         let pool = app.store_pool();
+        pool.inject_faults(self.stores.faults(), &Self::front_name(i));
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
         self.apis[i].running = Some(Running { token, handle, pool });
@@ -159,6 +200,29 @@ impl ApiCluster {
     /// An HTTP client of front `i`, without a token.
     pub fn client(&self, i: usize) -> Client {
         Client::new(self.url(i))
+    }
+
+    /// Front `i`'s name in the injected faults.
+    fn front_name(i: usize) -> String {
+        format!("api-{i}")
+    }
+
+    /// Cut front `i` off from store `k`: its new calls to that store fail at once.
+    pub fn cut_front_from_store(&self, i: usize, k: usize) {
+        self.stores
+            .faults()
+            .cut(&Self::front_name(i), &self.stores.addr(k).to_string());
+    }
+
+    /// Start front `i` again (after [`ApiCluster::stop_api`]), on the same address.
+    pub async fn start_api(&mut self, i: usize) {
+        assert!(self.apis[i].running.is_none(), "front {i} is running");
+        self.launch(i).await;
+    }
+
+    /// Whether front `i` runs.
+    pub fn api_running(&self, i: usize) -> bool {
+        self.apis[i].running.is_some()
     }
 
     /// Stop store `i` (its front keeps running and fails over).
@@ -292,17 +356,23 @@ impl Client {
 
     /// Send and read the whole answer.
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Reply {
-        let response = rb.send().await.expect("request sent");
+        self.try_send(rb).await.expect("request sent and answered")
+    }
+
+    /// Send and read the whole answer; a transport failure (a front that is down, a
+    /// connection cut mid-answer) is an `Err`.
+    pub async fn try_send(&self, rb: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
+        let response = rb.send().await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.expect("body read");
+        let text = response.text().await?;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
+        Ok(Reply {
             status,
             headers,
             text,
             json,
-        }
+        })
     }
 
     /// GET.

@@ -1,33 +1,35 @@
 //! The in-process cluster of stores.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agenda_shared::auth::{ClusterSecret, RpcAuth, SignLayer, SignService};
+use agenda_shared::auth::{ClusterSecret, Receiver, RpcAuth};
 use agenda_shared::command::{ExecuteResult, Request};
 use agenda_shared::proto::admin_client::AdminClient;
-use agenda_shared::proto::store_client::StoreClient;
-use agenda_shared::proto::{
-    AddLearnerRequest, ChangeMembershipRequest, Consistency, ExecuteRequest, InitializeRequest, Member, QueryRequest,
-};
+use agenda_shared::proto::store_client::StoreClient as RawStoreClient;
+use agenda_shared::proto::{AddLearnerRequest, ChangeMembershipRequest, Consistency, InitializeRequest, Member};
 use agenda_shared::query::{Query, QueryOutcome};
+use agenda_shared::rpc::channel::{SignedChannel, lazy_channel, signed};
+use agenda_shared::rpc::store::{CallError, ReadConsistency, StoreClient};
+use agenda_shared::rpc::tls::{ClusterTls, Role};
 use agenda_shared::status::StoreStatus;
 use consensus_svc::faults::Faults;
 use consensus_svc::node::StoreNode;
-use consensus_svc::types::{NodeId, NodeInfo};
+use consensus_svc::types::{NodeInfo, RaftId};
 use consensus_svc::{App, AppError, Config, Timings};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::eventually;
 
-/// A Store gRPC client that signs its requests.
-pub type SignedStoreClient = StoreClient<SignService<Channel>>;
+/// A Store gRPC client that signs its requests (the raw protobuf one: tests also send what
+/// the typed client never would).
+pub type SignedStoreClient = RawStoreClient<SignedChannel>;
 
 /// Timings for tests: short elections so failovers happen quickly on a loaded 2-core box,
 /// but long enough that seven debug-build nodes in one process do not flap.
@@ -41,6 +43,8 @@ pub fn test_timings() -> Timings {
         keep_logs: 1000,
         connect_timeout_ms: 300,
         drain_ms: 2000,
+        max_local_staleness_ms: 2000,
+        rpc_body_deadline_ms: 10_000,
     }
 }
 
@@ -54,8 +58,12 @@ struct Slot {
     name: String,
     dir: PathBuf,
     addr: SocketAddr,
-    raft_id: NodeId,
+    raft_id: RaftId,
     running: Option<Running>,
+    /// This store's links, when not the cluster's (a rotated certificate).
+    links: Option<ClusterTls>,
+    /// The address it advertises, when not its listen address (a relay in front of it).
+    advertise: Option<String>,
 }
 
 /// What a client call through the harness can fail with.
@@ -65,6 +73,15 @@ pub enum ClientError {
     Status(tonic::Status),
     /// The reply could not be decoded.
     Decode(String),
+}
+
+impl From<CallError> for ClientError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Status(s) => ClientError::Status(s),
+            CallError::Codec(c) => ClientError::Decode(c.to_string()),
+        }
+    }
 }
 
 impl ClientError {
@@ -82,6 +99,9 @@ pub struct TestCluster {
     secret: ClusterSecret,
     faults: Arc<Faults>,
     timings: Timings,
+    /// The stores' links (a store certificate of the test CA, or plain text); the test
+    /// clients link the same way.
+    links: ClusterTls,
     _root: TempDir,
     slots: Vec<Slot>,
 }
@@ -95,6 +115,12 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`] with custom timings.
     pub async fn start_with(n: usize, timings: Timings) -> Self {
+        Self::start_linked(n, timings, crate::pki::tls(Role::Store)).await
+    }
+
+    /// Like [`TestCluster::start_with`], every store and test client linking with `links`
+    /// (plain text for the tests that put an attacker between a client and a store).
+    pub async fn start_linked(n: usize, timings: Timings, links: ClusterTls) -> Self {
         agenda_shared::telemetry::init_for_tests();
         let root = TempDir::new().expect("temp dir");
         let secret = ClusterSecret::new(format!("test-secret-{}", uuid::Uuid::new_v4().simple())).expect("secret");
@@ -102,6 +128,7 @@ impl TestCluster {
             secret,
             faults: Arc::new(Faults::default()),
             timings,
+            links,
             slots: Vec::new(),
             _root: root,
         };
@@ -111,13 +138,16 @@ impl TestCluster {
             cluster.slots.push(Slot {
                 name,
                 dir,
-                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                // Restarts reuse this port: one outside the ephemeral range stays free.
+                addr: SocketAddr::from(([127, 0, 0, 1], crate::ports::reserve(&[Ipv4Addr::LOCALHOST]))),
                 raft_id: 0,
                 running: None,
+                links: None,
+                advertise: None,
             });
             cluster.launch(i).await;
         }
-        let members: BTreeMap<NodeId, NodeInfo> = cluster
+        let members: BTreeMap<RaftId, NodeInfo> = cluster
             .slots
             .iter()
             .map(|s| {
@@ -153,8 +183,9 @@ impl TestCluster {
             node_name: slot.name.clone(),
             data_dir: slot.dir.clone(),
             listen_addr: slot.addr,
-            advertise_addr: None,
+            advertise_addr: slot.advertise.clone(),
             secret: self.secret.clone(),
+            tls: slot.links.clone().unwrap_or_else(|| self.links.clone()),
             timings: self.timings.clone(),
             faults: self.faults.clone(),
             membership: None,
@@ -179,6 +210,11 @@ impl TestCluster {
         let token = CancellationToken::new();
         let handle = tokio::spawn(app.run(token.clone()));
         slot.running = Some(Running { token, handle, node });
+    }
+
+    /// The stores' timings.
+    pub fn timings(&self) -> &Timings {
+        &self.timings
     }
 
     /// Number of slots.
@@ -207,7 +243,7 @@ impl TestCluster {
     }
 
     /// Current Raft id of `i`.
-    pub fn raft_id(&self, i: usize) -> NodeId {
+    pub fn raft_id(&self, i: usize) -> RaftId {
         self.slots[i].raft_id
     }
 
@@ -247,6 +283,21 @@ impl TestCluster {
         self.launch(i).await;
     }
 
+    /// Slot `i` links with `links` from its next start on (a rotated certificate).
+    pub fn set_links(&mut self, i: usize, links: ClusterTls) {
+        self.slots[i].links = Some(links);
+    }
+
+    /// Every store and test client links with `links` from their next start on.
+    pub fn set_cluster_links(&mut self, links: ClusterTls) {
+        self.links = links;
+    }
+
+    /// Slot `i` advertises `addr` from its next start on (as if its name led there).
+    pub fn set_advertise(&mut self, i: usize, addr: Option<String>) {
+        self.slots[i].advertise = addr;
+    }
+
     /// Stop slot `i` if running, delete its data and start it again: a new incarnation
     /// (new Raft id) that is not a member of the cluster yet.
     pub async fn wipe(&mut self, i: usize) {
@@ -265,6 +316,36 @@ impl TestCluster {
     /// Reconnect slot `i`.
     pub fn heal(&self, i: usize) {
         self.faults.heal(&self.slots[i].name);
+    }
+
+    /// Drop what store `from` sends to store `to` (the other direction still works).
+    pub fn cut(&self, from: usize, to: usize) {
+        self.faults.cut(&self.slots[from].name, &self.slots[to].name);
+    }
+
+    /// Make every fsync of slot `i`'s Raft log take `extra` longer (`ZERO` restores it).
+    pub fn slow_disk(&self, i: usize, extra: Duration) {
+        self.faults.slow_disk(&self.slots[i].name, extra);
+    }
+
+    /// Lift every injected fault: cuts, isolations, freezes and slow disks.
+    pub fn heal_all(&self) {
+        self.faults.heal_all();
+    }
+
+    /// The faults the stores share (the API fronts of an `ApiCluster` use them too).
+    pub fn faults(&self) -> Arc<Faults> {
+        self.faults.clone()
+    }
+
+    /// Freeze slot `i`: what it sends and what is sent to it hangs, as with SIGSTOP.
+    pub fn freeze(&self, i: usize) {
+        self.faults.freeze(&self.slots[i].name);
+    }
+
+    /// Let slot `i` run again.
+    pub fn thaw(&self, i: usize) {
+        self.faults.thaw(&self.slots[i].name);
     }
 
     /// Status of a running slot.
@@ -328,32 +409,33 @@ impl TestCluster {
 
     /// A Store client to slot `i` signing with `auth` (e.g. a wrong secret).
     pub fn client_signed_by(&self, i: usize, auth: RpcAuth) -> SignedStoreClient {
-        let channel = Endpoint::from_shared(format!("http://{}", self.slots[i].addr))
-            .expect("endpoint")
-            .connect_timeout(Duration::from_millis(500))
-            .connect_lazy();
-        StoreClient::new(
-            tower::ServiceBuilder::new()
-                .layer(SignLayer::new(auth))
-                .service(channel),
-        )
+        RawStoreClient::new(signed(self.raw_channel(i), auth, &self.receiver(i)))
+    }
+
+    /// A typed Store client to slot `i`.
+    pub fn store_client(&self, i: usize) -> StoreClient {
+        StoreClient::new(signed(
+            self.raw_channel(i),
+            RpcAuth::new(self.secret.clone(), "test-client"),
+            &self.receiver(i),
+        ))
     }
 
     /// A signed Admin client to slot `i`.
-    pub fn admin(&self, i: usize) -> AdminClient<SignService<Channel>> {
-        let channel = self.raw_channel(i);
+    pub fn admin(&self, i: usize) -> AdminClient<SignedChannel> {
         let auth = RpcAuth::new(self.secret.clone(), "test-admin");
-        AdminClient::new(
-            tower::ServiceBuilder::new()
-                .layer(SignLayer::new(auth))
-                .service(channel),
-        )
+        AdminClient::new(signed(self.raw_channel(i), auth, &self.receiver(i)))
+    }
+
+    /// Slot `i` as a request's receiver (its address).
+    pub fn receiver(&self, i: usize) -> Receiver {
+        Receiver::addr(self.slots[i].addr.to_string())
     }
 
     /// Replace the voter of slot `i` (after [`TestCluster::wipe`]) through the leader's
     /// Admin RPCs: add the new incarnation as a learner, wait until it caught up, then
     /// swap it for the old voter in one membership change.
-    pub async fn replace_voter(&self, i: usize, old_raft_id: NodeId) {
+    pub async fn replace_voter(&self, i: usize, old_raft_id: RaftId) {
         let leader = self.leader().await;
         let mut admin = self.admin(leader);
         admin
@@ -367,7 +449,7 @@ impl TestCluster {
             })
             .await
             .expect("add learner");
-        let voters: Vec<NodeId> = self
+        let voters: Vec<RaftId> = self
             .status(leader)
             .members
             .iter()
@@ -381,34 +463,30 @@ impl TestCluster {
             .expect("change membership");
     }
 
-    /// An unsigned channel to slot `i`.
+    /// An unsigned channel to slot `i` (over TLS with a store certificate of the test CA,
+    /// unless the cluster is plain text, so it may call every service; only the HMAC is
+    /// missing).
     pub fn raw_channel(&self, i: usize) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.slots[i].addr))
-            .expect("endpoint")
-            .connect_timeout(Duration::from_millis(500))
-            .connect_lazy()
+        self.channel_with(i, &self.links)
+    }
+
+    /// An unsigned channel to slot `i` over `tls` (another role, another CA, plain text).
+    pub fn channel_with(&self, i: usize, tls: &ClusterTls) -> Channel {
+        lazy_channel(
+            &self.slots[i].addr.to_string(),
+            tls,
+            Role::Store,
+            Duration::from_millis(500),
+        )
+        .expect("channel")
     }
 
     /// Execute a request through slot `i`'s Store service.
     pub async fn execute(&self, i: usize, req: &Request) -> Result<ExecuteResult, ClientError> {
-        let mut client = self.client(i);
-        let reply = client
-            .execute(ExecuteRequest {
-                request: serde_json::to_vec(req).expect("encode"),
-                forwarded: false,
-            })
-            .await
-            .map_err(ClientError::Status)?
-            .into_inner();
-        let outcome = serde_json::from_slice(&reply.outcome).map_err(|e| ClientError::Decode(e.to_string()))?;
-        Ok(ExecuteResult {
-            revision: reply.revision,
-            replayed: reply.replayed,
-            outcome,
-        })
+        Ok(self.store_client(i).execute(req, false).await?)
     }
 
-    /// Query through slot `i`.
+    /// Query through slot `i` (`min_revision` for `Consistency::MinRevision`).
     pub async fn query(
         &self,
         i: usize,
@@ -416,19 +494,8 @@ impl TestCluster {
         consistency: Consistency,
         min_revision: u64,
     ) -> Result<(u64, QueryOutcome), ClientError> {
-        let mut client = self.client(i);
-        let reply = client
-            .query(QueryRequest {
-                consistency: consistency as i32,
-                min_revision,
-                query: serde_json::to_vec(query).expect("encode"),
-                forwarded: false,
-            })
-            .await
-            .map_err(ClientError::Status)?
-            .into_inner();
-        let outcome = serde_json::from_slice(&reply.result).map_err(|e| ClientError::Decode(e.to_string()))?;
-        Ok((reply.revision, outcome))
+        let consistency = ReadConsistency::from_wire(consistency as i32, min_revision).expect("a known consistency");
+        Ok(self.store_client(i).query(query, None, consistency, false).await?)
     }
 
     /// Canonical dump of slot `i`'s agenda tables.

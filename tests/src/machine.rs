@@ -10,10 +10,12 @@ use openraft::{CommittedLeaderId, EntryPayload, LogId};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::requests::{appointment, register, request};
+use crate::requests::{appointment, now_ms, register, request};
 
 /// One hour in milliseconds.
 pub const HOUR: i64 = 3_600_000;
+/// One day in milliseconds.
+pub const DAY: i64 = 24 * HOUR;
 
 /// A state machine in a temporary folder.
 pub struct Machine {
@@ -21,6 +23,8 @@ pub struct Machine {
     /// The state machine.
     pub sm: StateStore,
     index: u64,
+    /// The proposers' clock when set (see [`Machine::set_clock`]); the real clock otherwise.
+    clock: Option<i64>,
 }
 
 impl Default for Machine {
@@ -38,7 +42,33 @@ impl Machine {
             _dir: dir,
             sm,
             index: 0,
+            clock: None,
         }
+    }
+
+    /// From now on, commands are issued at `at_ms` (log time follows the largest issued
+    /// instant): the way to state rules about expiry, windows and "not started yet"
+    /// without waiting.
+    pub fn set_clock(&mut self, at_ms: i64) {
+        self.clock = Some(at_ms);
+    }
+
+    /// Move the proposers' clock forward by `ms` (it starts at the real clock's reading).
+    pub fn advance(&mut self, ms: i64) {
+        self.clock = Some(self.now() + ms);
+    }
+
+    /// The instant the next command is issued at.
+    pub fn now(&self) -> i64 {
+        self.clock.unwrap_or_else(now_ms)
+    }
+
+    /// The envelope [`Machine::run`] would apply, for a test to adjust (rules, limits,
+    /// token stamp) before [`Machine::apply`].
+    pub fn request(&self, actor: Option<Uuid>, cmd: Command) -> Request {
+        let mut req = request(actor, cmd);
+        req.issued_at_ms = self.now();
+        req
     }
 
     /// Apply one request as the next log entry.
@@ -54,7 +84,8 @@ impl Machine {
 
     /// Apply `cmd` as `actor`.
     pub async fn run(&mut self, actor: Option<Uuid>, cmd: Command) -> Result<Accepted, Rejection> {
-        self.apply(request(actor, cmd)).await.outcome
+        let req = self.request(actor, cmd);
+        self.apply(req).await.outcome
     }
 
     /// Register `name`; returns the user id.
@@ -72,7 +103,7 @@ impl Machine {
 
     /// Run a query.
     pub async fn query(&self, query: Query) -> QueryOutcome {
-        self.sm.query(query).await.expect("query").1
+        self.sm.query(query, None).await.expect("query").1
     }
 
     /// The agenda tables only (audit and idempotency rows are expected to grow).

@@ -2,6 +2,7 @@
 //! clock, a request id and a hash of the client-visible request.
 
 use agenda_shared::command::{Command, Request};
+use agenda_shared::command::{CreateAppointment, CreateGroup, InviteMember, RegisterUser};
 use agenda_shared::model::Privacy;
 use uuid::Uuid;
 
@@ -32,6 +33,9 @@ pub fn request(actor: Option<Uuid>, command: Command) -> Request {
         issued_at_ms: now_ms(),
         node: "test".into(),
         command,
+        rules: agenda_shared::command::CURRENT_RULES,
+        token_stamp: None,
+        limits: Some(agenda_shared::command::Limits::default()),
     }
 }
 
@@ -40,14 +44,14 @@ pub fn register(username: &str) -> (Uuid, Command) {
     let id = Uuid::now_v7();
     (
         id,
-        Command::RegisterUser {
+        Command::RegisterUser(RegisterUser {
             user_id: id,
             username: username.into(),
             email: format!("{username}@example.org"),
             display_name: username.to_uppercase(),
             password_hash: FAKE_HASH.into(),
             feed_token: format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()).into(),
-        },
+        }),
     )
 }
 
@@ -56,7 +60,7 @@ pub fn appointment(title: &str, start_ms: i64, end_ms: i64) -> (Uuid, Command) {
     let id = Uuid::now_v7();
     (
         id,
-        Command::CreateAppointment {
+        Command::CreateAppointment(CreateAppointment {
             appointment_id: id,
             group_id: None,
             title: title.into(),
@@ -64,8 +68,41 @@ pub fn appointment(title: &str, start_ms: i64, end_ms: i64) -> (Uuid, Command) {
             start_ms,
             end_ms,
             privacy: Privacy::Full,
-        },
+        }),
     )
+}
+
+/// A personal appointment command with every field chosen: title, description and
+/// privacy level.
+pub fn personal_appointment(
+    title: &str,
+    description: &str,
+    start_ms: i64,
+    end_ms: i64,
+    privacy: Privacy,
+) -> (Uuid, Command) {
+    let id = Uuid::now_v7();
+    (
+        id,
+        Command::CreateAppointment(CreateAppointment {
+            appointment_id: id,
+            group_id: None,
+            title: title.into(),
+            description: description.into(),
+            start_ms,
+            end_ms,
+            privacy,
+        }),
+    )
+}
+
+/// An invitation of `user_id` to `group_id` at `rank`.
+pub fn invite(group_id: Uuid, user_id: Uuid, rank: u32) -> Command {
+    Command::InviteMember(InviteMember {
+        group_id,
+        user_id,
+        rank: Some(rank),
+    })
 }
 
 /// A group creation command.
@@ -73,13 +110,13 @@ pub fn group(name: &str, group_type: agenda_shared::model::GroupType, creator_ra
     let id = Uuid::now_v7();
     (
         id,
-        Command::CreateGroup {
+        Command::CreateGroup(CreateGroup {
             group_id: id,
             name: name.into(),
             description: String::new(),
             group_type,
             creator_rank,
-        },
+        }),
     )
 }
 
@@ -88,7 +125,7 @@ pub fn group_appointment(group_id: Uuid, title: &str, start_ms: i64, end_ms: i64
     let id = Uuid::now_v7();
     (
         id,
-        Command::CreateAppointment {
+        Command::CreateAppointment(CreateAppointment {
             appointment_id: id,
             group_id: Some(group_id),
             title: title.into(),
@@ -96,6 +133,30 @@ pub fn group_appointment(group_id: Uuid, title: &str, start_ms: i64, end_ms: i64
             start_ms,
             end_ms,
             privacy,
+        }),
+    )
+}
+
+/// The HTTP body tonic sends for a unary message: a 5-byte gRPC frame header + protobuf
+/// (what the cluster's HMAC signs).
+pub fn grpc_frame(msg: &impl prost::Message) -> Vec<u8> {
+    let body = msg.encode_to_vec();
+    let mut frame = Vec::with_capacity(body.len() + 5);
+    frame.push(0);
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// A raw `Execute` of a fresh registration of `name`; the new user's id.
+pub fn register_execute(name: &str) -> (Uuid, agenda_shared::proto::ExecuteRequest) {
+    let (id, cmd) = register(name);
+    let req = request(None, cmd);
+    (
+        id,
+        agenda_shared::proto::ExecuteRequest {
+            request: serde_json::to_vec(&req).expect("encode"),
+            forwarded: false,
         },
     )
 }

@@ -3,7 +3,8 @@
 //! answers 404, like an unknown path, when no token is configured.
 
 use agenda_shared::model::AuditEntry;
-use agenda_shared::query::{MAX_PAGE, Query, QueryResult};
+use agenda_shared::query::AuditQuery;
+use agenda_shared::query::MAX_PAGE;
 use axum::extract::State;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -13,10 +14,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::docs::ReadErrors;
-use super::extract::{ApiQuery, ReadMeta};
+use super::extract::{ApiQuery, ReadMeta, ReadParams};
 use super::reply::Reply;
-use crate::error::ApiError;
+use super::rules::{self, MAX_FILTER};
+use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use crate::views::{parse_time, rfc3339};
 
@@ -24,29 +25,33 @@ use crate::views::{parse_time, rfc3339};
 pub const AUDIT_TOKEN_HEADER: &str = "x-audit-token";
 /// Default page size.
 const DEFAULT_LIMIT: u32 = 100;
-/// Longest filter value.
-const MAX_FILTER: usize = 200;
 
 /// Routes of this module.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(audit_logs))
 }
 
-/// Audit filters.
+/// Audit filters (exact matches).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub struct AuditParams {
     /// Component that wrote the row (`store` for commands, `node` for cluster events).
+    #[param(schema_with = rules::audit_filter)]
     pub component: Option<String>,
     /// Action (`register_user`, `create_appointment`, ...).
+    #[param(schema_with = rules::audit_filter)]
     pub action: Option<String>,
     /// `info` (accepted) or `warn` (rejected).
+    #[param(schema_with = rules::audit_filter)]
     pub level: Option<String>,
     /// Request id (the write's `Idempotency-Key`, or the `X-Request-ID` generated for it).
+    #[param(schema_with = rules::audit_filter)]
     pub request_id: Option<String>,
-    /// Only rows at or after this instant (RFC 3339).
+    /// Since when.
+    #[param(schema_with = rules::since)]
     pub since: Option<String>,
-    /// Page size, 1–500 (default 100).
+    /// Page size (default 100).
+    #[param(schema_with = rules::limit)]
     pub limit: Option<u32>,
 }
 
@@ -62,7 +67,8 @@ pub struct AuditView {
     pub component: String,
     /// Action.
     pub action: String,
-    /// Acting user.
+    /// Acting user (`null` for registrations and node events).
+    #[schema(required = true)]
     pub actor: Option<Uuid>,
     /// `accepted` or the rejection code.
     pub outcome: String,
@@ -72,7 +78,8 @@ pub struct AuditView {
     pub request_id: String,
     /// Node that proposed the command (or wrote the node event).
     pub node: String,
-    /// Details of a node event (role transition, membership change).
+    /// Details of a node event (role transition, membership change); else `null`.
+    #[schema(required = true)]
     pub detail: Option<String>,
 }
 
@@ -116,7 +123,7 @@ fn check_token(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn filter(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(v) if v.len() > MAX_FILTER || v.chars().any(char::is_control) => Err(ApiError::invalid(
+        Some(v) if v.chars().count() > MAX_FILTER || v.chars().any(char::is_control) => Err(ApiError::invalid(
             field,
             format!("must be at most {MAX_FILTER} printable characters"),
         )),
@@ -124,12 +131,12 @@ fn filter(field: &str, value: Option<String>) -> Result<Option<String>, ApiError
     }
 }
 
-async fn read_audit(app: &AppState, read: ReadMeta, q: AuditQuery) -> Result<(u64, AuditPage), ApiError> {
+async fn read_audit(app: &AppState, read: ReadMeta, q: AuditParams) -> Result<(u64, AuditPage), ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("limit", format!("must be between 1 and {MAX_PAGE}")));
     }
-    let query = Query::Audit {
+    let query = AuditQuery {
         component: filter("component", q.component)?,
         action: filter("action", q.action)?,
         level: filter("level", q.level)?,
@@ -137,26 +144,31 @@ async fn read_audit(app: &AppState, read: ReadMeta, q: AuditQuery) -> Result<(u6
         since_ms: q.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
         limit,
     };
-    match app.query(query, read.consistency).await? {
-        (revision, QueryResult::Audit { entries }) => Ok((
-            revision,
-            AuditPage {
-                entries: entries.into_iter().map(Into::into).collect(),
-            },
-        )),
-        (_, other) => Err(ApiError::Internal(format!("expected audit rows, got {other:?}"))),
-    }
+    let (revision, entries) = app.query(query, read.consistency).await?;
+    Ok((
+        revision,
+        AuditPage {
+            entries: entries.into_iter().map(Into::into).collect(),
+        },
+    ))
 }
 
 /// Audit rows, newest first (needs `X-Audit-Token`).
-#[utoipa::path(get, path = "/api/admin/audit/logs", tag = "operations", params(AuditQuery,
-        ("X-Audit-Token" = String, Header, description = "The configured AUDIT_API_TOKEN")),
-    responses((status = 200, description = "Audit rows", body = AuditPage), ReadErrors))]
+#[utoipa::path(get, path = "/api/admin/audit/logs", tag = "operations", security(("audit_token" = [])),
+    params(AuditParams, ReadParams),
+    responses((status = 200, description = "Audit rows", body = AuditPage),
+        (status = 401, description = "unauthorized: no `X-Audit-Token`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "forbidden: a wrong `X-Audit-Token`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "not_found: the route is disabled (no `AUDIT_API_TOKEN` configured)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "validation_failed: a malformed header", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "precondition_failed: `X-Agenda-Min-Revision` is beyond the latest revision", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable", body = Problem, content_type = "application/problem+json")))]
 async fn audit_logs(
     State(app): State<AppState>,
     headers: HeaderMap,
     read: ReadMeta,
-    ApiQuery(q): ApiQuery<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditParams>,
 ) -> Result<Reply<AuditPage>, ApiError> {
     check_token(&app, &headers)?;
     let (revision, page) = read_audit(&app, read, q).await?;

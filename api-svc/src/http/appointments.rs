@@ -1,9 +1,9 @@
 //! Appointments: `POST/GET /api/appointments`, `GET/PATCH/DELETE /api/appointments/{id}`.
 //! Changes take `If-Match: <version>` (412 when stale); answers carry `ETag: "<version>"`.
 
-use agenda_shared::command::Command;
+use agenda_shared::command::{CreateAppointment, DeleteAppointment, UpdateAppointment};
 use agenda_shared::model::{Appointment, Privacy};
-use agenda_shared::query::{Query, QueryResult};
+use agenda_shared::query::AppointmentQuery;
 use agenda_shared::validate;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -13,14 +13,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::agenda::{RangeQuery, agenda_view, listing_range, read_agenda};
-use super::docs::{ReadErrors, WriteErrors};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, IfMatch, ReadMeta};
+use super::agenda::{AgendaParams, DAY_MS, PageRequest, Reader, agenda_view, read_agenda, resolve_range};
+use super::docs::{BodyErrors, ReadErrors, Stale, WriteErrors};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, IfMatch, IfMatchParam, ReadMeta, ReadParams, WriteParams};
 use super::reply::{NoContent, Reply};
+use super::rules;
 use crate::error::ApiError;
 use crate::state::{AppState, WriteMeta};
 use crate::store::ReadConsistency;
-use crate::views::{AgendaView, AppointmentView, parse_time};
+use crate::views::{AgendaView, AppointmentView, now_ms, parse_time};
 
 /// Routes of this module.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -32,60 +33,63 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// A new appointment (`start`/`end` are accepted for `start_time`/`end_time`).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"title": "Design review", "description": "Notes in the shared doc", "start_time": "2031-05-01T09:00:00+02:00", "end_time": "2031-05-01T10:00:00+02:00", "privacy": "full"})))]
 pub struct AppointmentInput {
-    /// Title (1–200 characters).
+    /// Title.
+    #[schema(schema_with = rules::title)]
     pub title: String,
-    /// Description (up to 5000 characters).
+    /// Description.
     #[serde(default)]
+    #[schema(schema_with = rules::description_or_null)]
     pub description: Option<String>,
-    /// Start, RFC 3339 with offset.
+    /// Start.
     #[serde(alias = "start")]
-    #[schema(format = DateTime)]
+    #[schema(schema_with = rules::start_time)]
     pub start_time: String,
-    /// End (exclusive), RFC 3339 with offset; at most 31 days after the start.
+    /// End.
     #[serde(alias = "end")]
-    #[schema(format = DateTime)]
+    #[schema(schema_with = rules::end_time)]
     pub end_time: String,
-    /// `full` (default) or `freebusy`.
+    /// Privacy.
     #[serde(default)]
-    #[schema(example = "full")]
+    #[schema(schema_with = rules::privacy_or_null)]
     pub privacy: Option<String>,
-    /// Group, for a group appointment.
+    /// Group, for a group appointment (you must be a member; every member is invited).
     #[serde(default)]
     pub group_id: Option<Uuid>,
 }
 
-/// A partial change of an appointment.
+/// A partial change of an appointment: at least one field that is not `null`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"title": "Design review (moved)", "start_time": "2031-05-01T11:00:00+02:00", "end_time": "2031-05-01T12:00:00+02:00"})))]
 pub struct AppointmentPatch {
     /// New title.
     #[serde(default)]
+    #[schema(schema_with = rules::title_or_null)]
     pub title: Option<String>,
     /// New description.
     #[serde(default)]
+    #[schema(schema_with = rules::description_or_null)]
     pub description: Option<String>,
-    /// New start (alias `start`).
+    /// New start.
     #[serde(default, alias = "start")]
-    #[schema(format = DateTime)]
+    #[schema(schema_with = rules::start_time_or_null)]
     pub start_time: Option<String>,
-    /// New end (alias `end`).
+    /// New end.
     #[serde(default, alias = "end")]
-    #[schema(format = DateTime)]
+    #[schema(schema_with = rules::end_time_or_null)]
     pub end_time: Option<String>,
-    /// New privacy: `full` or `freebusy`.
+    /// New privacy.
     #[serde(default)]
+    #[schema(schema_with = rules::privacy_or_null)]
     pub privacy: Option<String>,
 }
 
-const IDEMPOTENCY: &str = "Reusing a key with the same request returns the recorded answer; with a different request, 422 idempotency_mismatch.";
-const IF_MATCH: &str = "The version the change is based on (from `version` or `ETag`); 412 when stale.";
-
 /// Create an appointment owned by the caller; 409 lists overlapping appointments.
 #[utoipa::path(post, path = "/api/appointments", tag = "appointments", security(("bearer" = [])),
-    request_body = AppointmentInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 201, description = "Created", body = AppointmentView), WriteErrors))]
+    request_body = AppointmentInput, params(WriteParams),
+    responses((status = 201, description = "Created", body = AppointmentView), WriteErrors, BodyErrors))]
 async fn post_appointment(
     State(app): State<AppState>,
     caller: Caller,
@@ -97,23 +101,26 @@ async fn post_appointment(
     Ok(Reply::created(revision, appointment.into()).etag(version))
 }
 
-/// The caller's appointments over a range (default: the next 7 days).
-#[utoipa::path(get, path = "/api/appointments", tag = "appointments", security(("bearer" = [])), params(RangeQuery),
+/// The caller's appointments over a range (default: the next 7 days); same as `GET
+/// /api/agenda`.
+#[utoipa::path(get, path = "/api/appointments", tag = "appointments", security(("bearer" = [])), params(AgendaParams, ReadParams),
     responses((status = 200, description = "Appointments ordered by start", body = AgendaView), ReadErrors))]
 async fn list_appointments(
     State(app): State<AppState>,
     caller: Caller,
     read: ReadMeta,
-    ApiQuery(q): ApiQuery<RangeQuery>,
+    ApiQuery(q): ApiQuery<AgendaParams>,
 ) -> Result<Reply<AgendaView>, ApiError> {
-    let range = listing_range(&q)?;
-    let (revision, appointments) = read_agenda(&app, caller.id(), range, (false, false), read.consistency).await?;
-    Ok(Reply::ok(revision, agenda_view(range, appointments)))
+    let range = resolve_range(q.start.as_deref(), q.end.as_deref(), now_ms(), 7 * DAY_MS)?;
+    let include = super::agenda::includes(q.include.as_deref())?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let page = read_agenda(&app, Reader::Caller(&caller), range, include, page, read.consistency).await?;
+    Ok(Reply::ok(page.revision, agenda_view(range, page)))
 }
 
 /// One appointment, as the caller may see it.
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Appointment id")),
+    params(("id" = Uuid, Path, description = "Appointment id"), ReadParams),
     responses((status = 200, description = "The appointment", body = AppointmentView), ReadErrors))]
 async fn get_appointment(
     State(app): State<AppState>,
@@ -121,7 +128,7 @@ async fn get_appointment(
     read: ReadMeta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Reply<AppointmentView>, ApiError> {
-    let (revision, appointment) = read_appointment(&app, caller.id(), id, read.consistency).await?;
+    let (revision, appointment) = read_appointment(&app, &caller, id, read.consistency).await?;
     let version = appointment.version;
     Ok(Reply::ok(revision, appointment.into()).etag(version))
 }
@@ -129,10 +136,8 @@ async fn get_appointment(
 /// Change an appointment the caller owns.
 #[utoipa::path(patch, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])),
     request_body = AppointmentPatch,
-    params(("id" = Uuid, Path, description = "Appointment id"),
-        ("If-Match" = Option<String>, Header, description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Updated", body = AppointmentView), WriteErrors))]
+    params(("id" = Uuid, Path, description = "Appointment id"), IfMatchParam, WriteParams),
+    responses((status = 200, description = "Updated", body = AppointmentView), WriteErrors, BodyErrors, Stale))]
 async fn patch_appointment(
     State(app): State<AppState>,
     caller: Caller,
@@ -148,10 +153,8 @@ async fn patch_appointment(
 
 /// Delete an appointment the caller owns.
 #[utoipa::path(delete, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Appointment id"),
-        ("If-Match" = Option<String>, Header, description = IF_MATCH),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 204, description = "Deleted"), WriteErrors))]
+    params(("id" = Uuid, Path, description = "Appointment id"), IfMatchParam, WriteParams),
+    responses((status = 204, description = "Deleted"), WriteErrors, Stale))]
 async fn delete_appointment(
     State(app): State<AppState>,
     caller: Caller,
@@ -159,35 +162,35 @@ async fn delete_appointment(
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_version): IfMatch,
 ) -> Result<NoContent, ApiError> {
-    let command = Command::DeleteAppointment {
+    let command = DeleteAppointment {
         appointment_id: id,
         if_version,
     };
     let done = app
-        .execute(&meta, Some(caller.id()), &json!({ "if_match": if_version }), command)
+        .execute(&meta, Some(&caller), &json!({ "if_match": if_version }), command)
         .await?;
     Ok(NoContent(done.revision))
 }
 
 fn privacy(raw: Option<&str>) -> Result<Option<Privacy>, ApiError> {
-    raw.map(|p| Privacy::parse(p).ok_or_else(|| ApiError::invalid("privacy", "must be `full` or `freebusy`")))
-        .transpose()
+    raw.map(|p| {
+        Privacy::parse(p).ok_or_else(|| ApiError::invalid("privacy", "must be `full`, `freebusy` or `private`"))
+    })
+    .transpose()
 }
 
-/// An appointment as `actor` may see it.
+/// An appointment as the caller may see it.
 pub(crate) async fn read_appointment(
     app: &AppState,
-    actor: Uuid,
+    caller: &Caller,
     appointment_id: Uuid,
     consistency: ReadConsistency,
 ) -> Result<(u64, Appointment), ApiError> {
-    match app
-        .query(Query::Appointment { actor, appointment_id }, consistency)
-        .await?
-    {
-        (revision, QueryResult::Appointment { appointment }) => Ok((revision, appointment)),
-        (_, other) => Err(ApiError::Internal(format!("expected an appointment, got {other:?}"))),
-    }
+    let query = AppointmentQuery {
+        actor: caller.id(),
+        appointment_id,
+    };
+    app.read(caller, query, consistency).await
 }
 
 async fn create_appointment(
@@ -207,7 +210,7 @@ async fn create_appointment(
     let end_ms = parse_time("end_time", &input.end_time)?;
     validate::interval(start_ms, end_ms)?;
     let privacy = privacy(input.privacy.as_deref())?.unwrap_or_default();
-    let command = Command::CreateAppointment {
+    let command = CreateAppointment {
         appointment_id: Uuid::now_v7(),
         group_id: input.group_id,
         title,
@@ -216,9 +219,8 @@ async fn create_appointment(
         end_ms,
         privacy,
     };
-    let done = app.execute(meta, Some(caller.id()), &input, command).await?;
-    let revision = done.revision;
-    Ok((revision, done.appointment()?))
+    let done = app.execute(meta, Some(caller), &input, command).await?;
+    Ok((done.revision, done.output))
 }
 
 async fn update_appointment(
@@ -256,7 +258,7 @@ async fn update_appointment(
     if title.is_none() && description.is_none() && start_ms.is_none() && end_ms.is_none() && privacy.is_none() {
         return Err(ApiError::invalid("body", "nothing to change"));
     }
-    let command = Command::UpdateAppointment {
+    let command = UpdateAppointment {
         appointment_id: id,
         if_version,
         title,
@@ -266,9 +268,8 @@ async fn update_appointment(
         privacy,
     };
     let fingerprint = json!({ "patch": patch, "if_match": if_version });
-    let done = app.execute(meta, Some(caller.id()), &fingerprint, command).await?;
-    let revision = done.revision;
-    Ok((revision, done.appointment()?))
+    let done = app.execute(meta, Some(caller), &fingerprint, command).await?;
+    Ok((done.revision, done.output))
 }
 
 #[cfg(test)]

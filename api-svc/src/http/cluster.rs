@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::docs::ReadErrors;
 use super::extract::Caller;
 use super::reply::Reply;
+use crate::error::Problem;
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -26,30 +26,40 @@ pub struct StoreView {
     /// Whether it answered.
     pub reachable: bool,
     /// Why not, when unreachable.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// Slot name (`agenda-3`).
+    #[schema(required = true)]
     pub slot: Option<String>,
     /// Raft id of its current incarnation.
+    #[schema(required = true)]
     pub raft_id: Option<u64>,
     /// `leader`, `follower`, `candidate`, `learner`.
+    #[schema(required = true)]
     pub role: Option<String>,
     /// Current term.
+    #[schema(required = true)]
     pub term: Option<u64>,
     /// Leader it knows.
+    #[schema(required = true)]
     pub leader_id: Option<u64>,
     /// Last index in its log.
+    #[schema(required = true)]
     pub last_log_index: Option<u64>,
     /// Last applied index (its revision).
+    #[schema(required = true)]
     pub applied_index: Option<u64>,
     /// Last index covered by its snapshot.
+    #[schema(required = true)]
     pub snapshot_index: Option<u64>,
     /// How far its applied index trails the most advanced reachable store.
+    #[schema(required = true)]
     pub lag: Option<u64>,
 }
 
 /// A Raft member, per the leader (or the first store that answered).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MemberView {
+pub struct RaftMemberView {
     /// Raft id.
     pub raft_id: u64,
     /// Slot name.
@@ -59,6 +69,7 @@ pub struct MemberView {
     /// Voter or learner.
     pub voter: bool,
     /// Last index known replicated to it (leader's view).
+    #[schema(required = true)]
     pub matched_index: Option<u64>,
 }
 
@@ -72,6 +83,7 @@ pub struct SlotView {
     /// Whether the slot's API front reported itself ready.
     pub api_ready: bool,
     /// The Raft id the slot's store reported, if any.
+    #[schema(required = true)]
     pub store_raft_id: Option<u64>,
     /// Unix milliseconds of the last news about the slot.
     pub last_seen_ms: u64,
@@ -83,11 +95,12 @@ pub struct ClusterView {
     /// This API front's node id.
     pub api_node: String,
     /// The leader's Raft id, if a reachable store knows one.
+    #[schema(required = true)]
     pub leader_id: Option<u64>,
     /// Every store this front knows of.
     pub stores: Vec<StoreView>,
     /// The Raft membership.
-    pub members: Vec<MemberView>,
+    pub members: Vec<RaftMemberView>,
     /// Every slot's agent and API health, from the discovery table (empty when this
     /// front does not follow an agent).
     pub slots: Vec<SlotView>,
@@ -111,7 +124,7 @@ async fn gather(app: &AppState) -> ClusterView {
         .map(|s| {
             s.members
                 .iter()
-                .map(|m| MemberView {
+                .map(|m| RaftMemberView {
                     raft_id: m.raft_id,
                     slot: m.node_name.clone(),
                     addr: m.addr.clone(),
@@ -178,7 +191,8 @@ async fn gather(app: &AppState) -> ClusterView {
 
 /// Status of every known store.
 #[utoipa::path(get, path = "/api/cluster/status", tag = "operations", security(("bearer" = [])),
-    responses((status = 200, description = "The cluster", body = ClusterView), ReadErrors))]
+    responses((status = 200, description = "The cluster", body = ClusterView),
+        (status = 401, description = "unauthorized", body = Problem, content_type = "application/problem+json")))]
 async fn cluster_status(State(app): State<AppState>, _caller: Caller) -> Reply<ClusterView> {
     Reply::plain(gather(&app).await)
 }

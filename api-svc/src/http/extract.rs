@@ -1,16 +1,21 @@
 //! Extractors, written once: JSON bodies, query strings and path ids whose failures are
 //! problem documents; the authenticated [`Caller`]; the read/write envelopes
-//! ([`ReadMeta`], [`WriteMeta`]); `If-Match`; the client's IP.
+//! ([`ReadMeta`], [`WriteMeta`]); `If-Match`; the client's IP. The envelopes' documented
+//! parameters ([`ReadParams`], [`WriteParams`], [`IfMatchParam`]) live next to them.
 
 use std::net::{IpAddr, SocketAddr};
 
-use agenda_shared::model::User;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{Required, schema::ObjectBuilder};
 
+use super::rules;
+pub use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::request_id::RequestId;
 use crate::state::{AppState, WriteMeta};
@@ -77,6 +82,63 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Whole JSON numbers for integer fields: `3.0` is an integer to JSON Schema (and to
+/// JavaScript clients), while serde's `u32` takes only `3`. For
+/// `#[serde(deserialize_with = "whole::u32")]` and `whole::option_u32`.
+pub(crate) mod whole {
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    struct WholeU32(u32);
+
+    impl<'de> Deserialize<'de> for WholeU32 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = WholeU32;
+
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    write!(f, "a whole number from 0 to {}", u32::MAX)
+                }
+
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<WholeU32, E> {
+                    u32::try_from(v)
+                        .map(WholeU32)
+                        .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+                }
+
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<WholeU32, E> {
+                    u32::try_from(v)
+                        .map(WholeU32)
+                        .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+                }
+
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<WholeU32, E> {
+                    if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                        // Whole and in range: the conversion is exact.
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        Ok(WholeU32(v as u32))
+                    } else {
+                        Err(E::invalid_value(de::Unexpected::Float(v), &self))
+                    }
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// A whole number as `u32`.
+    pub(crate) fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        WholeU32::deserialize(d).map(|w| w.0)
+    }
+
+    /// An optional (or `null`) whole number as `u32`.
+    pub(crate) fn option_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Option::<WholeU32>::deserialize(d).map(|o| o.map(|w| w.0))
+    }
+}
+
 /// A query string; shape errors are 422 `validation_failed`. Unknown parameters are
 /// ignored (`consistency` is read by [`ReadMeta`]).
 #[derive(Debug)]
@@ -118,16 +180,6 @@ pub struct ReadMeta {
 
 impl ReadMeta {
     fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
-        if let Some(v) = parts.headers.get(MIN_REVISION_HEADER) {
-            let revision = v
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::BadRequest("X-Agenda-Min-Revision must be a revision number".into()))?;
-            return Ok(Self {
-                consistency: ReadConsistency::MinRevision(revision),
-            });
-        }
         let requested = parts
             .uri
             .query()
@@ -136,12 +188,96 @@ impl ReadMeta {
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == "consistency")
             .map(|(_, v)| v);
+        // Checked even when the header decides, so a bad value is never silently ignored.
         let consistency = match requested {
             None | Some("linearizable") => ReadConsistency::Linearizable,
             Some("local") => ReadConsistency::Local,
             Some(_) => return Err(ApiError::invalid("consistency", "must be `linearizable` or `local`")),
         };
+        if let Some(v) = parts.headers.get(MIN_REVISION_HEADER) {
+            let revision = v.to_str().ok().and_then(rules::parse_revision).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "X-Agenda-Min-Revision must be a revision number (0 to {})",
+                    rules::MAX_REVISION
+                ))
+            })?;
+            return Ok(Self {
+                consistency: ReadConsistency::MinRevision(revision),
+            });
+        }
         Ok(Self { consistency })
+    }
+}
+
+/// The documented parameters of [`ReadMeta`]: `?consistency` and `X-Agenda-Min-Revision`.
+#[derive(Debug)]
+pub struct ReadParams;
+
+impl IntoParams for ReadParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("consistency")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(
+                    "`linearizable` (default): the latest committed state; `local`: the nearest \
+                     replica as it is (at most a few seconds behind). Ignored when \
+                     `X-Agenda-Min-Revision` is given.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::Type::String)
+                        .enum_values(Some(["linearizable", "local"])),
+                ))
+                .build(),
+            ParameterBuilder::new()
+                .name("X-Agenda-Min-Revision")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Serve the read at this revision or later, on whichever store answers \
+                     (read-your-writes on any slot: pass a write's `X-Agenda-Revision`). 412 \
+                     `precondition_failed` when it is beyond every store's log.",
+                ))
+                .schema(Some(rules::revision()))
+                .build(),
+        ]
+    }
+}
+
+/// The documented parameter of [`WriteMeta`]: `Idempotency-Key`.
+#[derive(Debug)]
+pub struct WriteParams;
+
+impl IntoParams for WriteParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("Makes the write safe to retry."))
+                .schema(Some(rules::idempotency_key()))
+                .build(),
+        ]
+    }
+}
+
+/// The documented parameter of [`IfMatch`].
+#[derive(Debug)]
+pub struct IfMatchParam;
+
+impl IntoParams for IfMatchParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("If-Match")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .schema(Some(rules::if_match()))
+                .build(),
+        ]
     }
 }
 
@@ -187,23 +323,6 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteMeta {
     }
 }
 
-/// The signed-in user (`Authorization: Bearer …`), checked against the store: the token
-/// must be well signed, unexpired and not older than the user's last password change.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The user as read for this request.
-    pub user: User,
-    /// The revision that read was served at.
-    pub revision: u64,
-}
-
-impl Caller {
-    /// The user's id.
-    pub fn id(&self) -> uuid::Uuid {
-        self.user.id
-    }
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -218,15 +337,31 @@ impl FromRequestParts<AppState> for Caller {
             })
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
-        let read = ReadMeta::from_parts(parts)?;
-        let (revision, user) = state.authenticate(token, read.consistency).await?;
-        Ok(Caller { user, revision })
+        Ok(Caller::from_claims(state.tokens.verify(token)?))
     }
 }
 
-/// The `If-Match` version: `5`, `"5"` or `W/"5"`; absent or `*` means any version.
+/// The `If-Match` version: `5`, `"5"` or `W/"5"` (at most 19 digits); absent or `*` means
+/// any version. Nothing else: RFC 9110 entity tags are quoted, and the bare number is this
+/// API's convenience.
 #[derive(Debug, Clone, Copy)]
 pub struct IfMatch(pub Option<u64>);
+
+impl IfMatch {
+    fn parse(raw: &str) -> Option<Self> {
+        if raw == "*" {
+            return Some(IfMatch(None));
+        }
+        let digits = raw
+            .strip_prefix("W/\"")
+            .or_else(|| raw.strip_prefix('"'))
+            .map_or(Some(raw), |rest| rest.strip_suffix('"'))?;
+        if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(|v| IfMatch(Some(v)))
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
@@ -235,35 +370,34 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let Some(v) = parts.headers.get(header::IF_MATCH) else {
             return Ok(IfMatch(None));
         };
-        let raw = v
-            .to_str()
-            .map_err(|_| ApiError::BadRequest("If-Match is malformed".into()))?
-            .trim();
-        if raw == "*" {
-            return Ok(IfMatch(None));
-        }
-        let unquoted = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
-        unquoted
-            .parse::<u64>()
-            .map(|v| IfMatch(Some(v)))
-            .map_err(|_| ApiError::BadRequest("If-Match must name an appointment version, e.g. \"3\"".into()))
+        v.to_str()
+            .ok()
+            .and_then(|raw| IfMatch::parse(raw.trim()))
+            .ok_or_else(|| ApiError::BadRequest("If-Match must name an appointment version, e.g. \"3\"".into()))
     }
 }
 
-/// The client's IP address, when the connection info is known.
+/// The client's IP address, when the connection info is known: the peer, or what a
+/// trusted proxy reports in `X-Forwarded-For` (see [`crate::ratelimit::TrustedProxies`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<PeerAddr>>()
-                .map(|ConnectInfo(PeerAddr(a))| a.ip()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<PeerAddr>>()
+            .map(|ConnectInfo(PeerAddr(a))| a.ip());
+        Ok(ClientIp(peer.map(|peer| {
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            state.trusted_proxies.client_ip(peer, forwarded)
+        })))
     }
 }
 
@@ -289,7 +423,10 @@ mod tests {
             ReadConsistency::MinRevision(42)
         );
         assert!(c("/x?consistency=eventual", &[]).is_err());
+        assert!(c("/x?consistency=eventual", &[(MIN_REVISION_HEADER, "42")]).is_err());
         assert!(c("/x", &[(MIN_REVISION_HEADER, "-1")]).is_err());
+        assert!(c("/x", &[(MIN_REVISION_HEADER, "9223372036854775807")]).is_ok());
+        assert!(c("/x", &[(MIN_REVISION_HEADER, "9223372036854775808")]).is_err());
     }
 
     #[tokio::test]
@@ -299,8 +436,20 @@ mod tests {
             let IfMatch(v) = IfMatch::from_request_parts(&mut p, &()).await.unwrap();
             assert_eq!(v, want, "{raw}");
         }
-        let mut p = parts("/", &[("if-match", "\"abc\"")]);
-        assert!(IfMatch::from_request_parts(&mut p, &()).await.is_err());
+        for bad in [
+            "\"abc\"",
+            "W/3",
+            "\"3",
+            "3\"",
+            "\"\"3\"\"",
+            "+3",
+            "\"\"",
+            "W/\"\"",
+            "12345678901234567890",
+        ] {
+            let mut p = parts("/", &[("if-match", bad)]);
+            assert!(IfMatch::from_request_parts(&mut p, &()).await.is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]
@@ -313,6 +462,29 @@ mod tests {
         let long = "k".repeat(201);
         let mut bad = parts("/", &[("idempotency-key", &long)]);
         assert!(WriteMeta::from_request_parts(&mut bad, &()).await.is_err());
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        #[derive(serde::Deserialize)]
+        struct R {
+            #[serde(deserialize_with = "whole::u32")]
+            rank: u32,
+            #[serde(default, deserialize_with = "whole::option_u32")]
+            other: Option<u32>,
+        }
+        let r: R = serde_json::from_str(r#"{"rank": 7.0, "other": null}"#).unwrap();
+        assert_eq!((r.rank, r.other), (7, None));
+        let r: R = serde_json::from_str(r#"{"rank": 7, "other": 4294967295.0}"#).unwrap();
+        assert_eq!((r.rank, r.other), (7, Some(u32::MAX)));
+        for bad in [
+            r#"{"rank": 7.5}"#,
+            r#"{"rank": -1}"#,
+            r#"{"rank": 4294967296}"#,
+            r#"{"rank": "7"}"#,
+        ] {
+            assert!(serde_json::from_str::<R>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

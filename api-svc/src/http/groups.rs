@@ -1,14 +1,17 @@
-//! Groups and group appointments: `POST/GET /api/groups`, `GET/PATCH/DELETE
-//! /api/groups/{id}`, members (`POST /api/groups/{id}/members`, `PUT/DELETE
-//! /api/groups/{id}/members/{user_id}`; deleting oneself leaves), the group agenda, and the
-//! invitee's side of a group appointment (`POST /api/appointments/{id}/accept|reject`,
-//! `GET /api/appointments/{id}/my-status`). Group rules are enforced by the store (DESIGN
-//! §7); group appointments themselves are created through `POST /api/appointments` with a
-//! `group_id`.
+//! Groups: `POST/GET /api/groups`, `GET/PATCH/DELETE /api/groups/{id}`, members (`POST
+//! /api/groups/{id}/members` invites, `PUT/DELETE /api/groups/{id}/members/{user_id}`;
+//! deleting oneself leaves, deleting an invitee withdraws the invitation) and the group
+//! agenda. Joining and declining a membership invitation live in `group_invitations.rs`;
+//! answering an appointment invitation in `invitations.rs`; the JSON shapes in
+//! `views/groups.rs`. Group rules are enforced by the store (DESIGN §7); group
+//! appointments themselves are created through `POST /api/appointments` with a `group_id`.
 
-use agenda_shared::command::{Accepted, Command};
-use agenda_shared::model::{Appointment, Group, GroupMember, GroupType, MemberAgenda, Participant};
-use agenda_shared::query::{Query, QueryResult};
+use agenda_shared::command::{
+    ChangeRank, CreateGroup, DeleteGroup, InviteMember, LeaveGroup, RemoveMember, UpdateGroup,
+};
+use agenda_shared::model::{Group, GroupType};
+use agenda_shared::query::{CredentialsQuery, GroupAgendaQuery, GroupQuery, GroupsQuery};
+use agenda_shared::validate;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,13 +21,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::agenda::{RangeQuery, listing_range};
-use super::docs::{ReadErrors, WriteErrors};
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, ReadMeta};
+use super::docs::{BodyErrors, RateLimited, ReadErrors, WriteErrors};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, ReadMeta, ReadParams, WriteParams, whole};
 use super::reply::{NoContent, Reply};
+use super::rules;
 use crate::error::ApiError;
 use crate::state::{AppState, WriteMeta};
 use crate::store::ReadConsistency;
-use crate::views::{AppointmentView, ParticipantView, rfc3339};
+use crate::views::{GroupAgendaView, GroupList, GroupView, InvitationView, InvitedView, rfc3339};
 
 /// Routes of this module.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -34,187 +38,79 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_member))
         .routes(routes!(change_rank, remove_member))
         .routes(routes!(group_agenda))
-        .routes(routes!(accept_invitation))
-        .routes(routes!(reject_invitation))
-        .routes(routes!(my_status))
 }
 
 /// A new group.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "Platform team", "description": "Weekly syncs", "group_type": "hierarchical", "creator_rank": 100})))]
 pub struct GroupInput {
-    /// Name (1–100 characters).
+    /// Name.
+    #[schema(schema_with = rules::group_name)]
     pub name: String,
-    /// Description (up to 1000 characters).
+    /// Description.
     #[serde(default)]
+    #[schema(schema_with = rules::group_description_or_null)]
     pub description: Option<String>,
-    /// `hierarchical` or `non_hierarchical`.
-    #[schema(example = "hierarchical")]
+    /// Type.
+    #[schema(schema_with = rules::group_type)]
     pub group_type: String,
-    /// The creator's rank in a hierarchical group (1–1000000, default 100).
-    #[serde(default)]
+    /// Creator's rank.
+    #[serde(default, deserialize_with = "whole::option_u32")]
+    #[schema(schema_with = rules::creator_rank)]
     pub creator_rank: Option<u32>,
 }
 
-/// A group change (creator only).
+/// A group change (creator only): at least one field that is not `null`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "Platform and infrastructure"})))]
 pub struct GroupPatch {
     /// New name.
     #[serde(default)]
+    #[schema(schema_with = rules::group_name_or_null)]
     pub name: Option<String>,
     /// New description.
     #[serde(default)]
+    #[schema(schema_with = rules::group_description_or_null)]
     pub description: Option<String>,
 }
 
-/// A member to add: `user_id`, or `username` (a username or e-mail address).
+/// Whom to invite: exactly one of `user_id` and `username`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "grace", "rank": 10})))]
 pub struct MemberInput {
     /// The user.
     #[serde(default)]
     pub user_id: Option<Uuid>,
-    /// The user's username or e-mail, instead of `user_id`.
+    /// The user, by name.
     #[serde(default)]
+    #[schema(schema_with = rules::member_lookup_or_null)]
     pub username: Option<String>,
-    /// Rank (default 0; below the adder's own rank).
-    #[serde(default)]
+    /// Rank offered (default 0): below the inviter's own rank (403 otherwise) in a
+    /// hierarchical group, 0 in a non-hierarchical one (422 otherwise).
+    #[serde(default, deserialize_with = "whole::option_u32")]
+    #[schema(maximum = 999_999)]
     pub rank: Option<u32>,
 }
 
 /// A new rank.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"rank": 20})))]
 pub struct RankInput {
-    /// New rank (below the actor's own).
+    /// New rank: below the caller's own (403 otherwise); only in a hierarchical group (422
+    /// otherwise).
+    #[serde(deserialize_with = "whole::u32")]
+    #[schema(maximum = 999_999)]
     pub rank: u32,
 }
-
-/// A group member.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberView {
-    /// The user.
-    pub user_id: Uuid,
-    /// Username.
-    pub username: String,
-    /// Display name.
-    pub display_name: String,
-    /// Rank (higher is more senior; 0 in non-hierarchical groups).
-    pub rank: u32,
-    /// When they joined (RFC 3339).
-    #[schema(format = DateTime)]
-    pub joined_at: String,
-}
-
-impl From<GroupMember> for MemberView {
-    fn from(m: GroupMember) -> Self {
-        Self {
-            user_id: m.user_id,
-            username: m.username,
-            display_name: m.display_name,
-            rank: m.rank,
-            joined_at: rfc3339(m.joined_at_ms),
-        }
-    }
-}
-
-/// A group as its members see it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupView {
-    /// Stable id.
-    pub id: Uuid,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// `hierarchical` or `non_hierarchical`.
-    pub group_type: String,
-    /// Creator (renames and deletes the group).
-    pub creator_id: Uuid,
-    /// The caller's rank.
-    pub my_rank: u32,
-    /// Creation time (RFC 3339).
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    /// Last change (RFC 3339).
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-    /// Members, most senior first.
-    pub members: Vec<MemberView>,
-}
-
-impl From<Group> for GroupView {
-    fn from(g: Group) -> Self {
-        Self {
-            id: g.id,
-            name: g.name,
-            description: g.description,
-            group_type: g.group_type.as_str().to_owned(),
-            creator_id: g.creator_id,
-            my_rank: g.my_rank,
-            created_at: rfc3339(g.created_at_ms),
-            updated_at: rfc3339(g.updated_at_ms),
-            members: g.members.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-/// The caller's groups.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupList {
-    /// By name, then id.
-    pub groups: Vec<GroupView>,
-}
-
-/// One member's busy time.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberBusyView {
-    /// The member.
-    pub member: MemberView,
-    /// Their busy appointments in the range (details masked per privacy).
-    pub busy: Vec<AppointmentView>,
-}
-
-impl From<MemberAgenda> for MemberBusyView {
-    fn from(m: MemberAgenda) -> Self {
-        Self {
-            member: m.member.into(),
-            busy: m.busy.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-/// Every member's busy time over a range.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupAgendaView {
-    /// The group.
-    pub group: GroupView,
-    /// Range start (RFC 3339).
-    #[schema(format = DateTime)]
-    pub start: String,
-    /// Range end, exclusive (RFC 3339).
-    #[schema(format = DateTime)]
-    pub end: String,
-    /// One entry per member, most senior first.
-    pub members: Vec<MemberBusyView>,
-}
-
-/// The caller's answer to an invitation and the appointment after it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResponseView {
-    /// The appointment.
-    pub appointment: AppointmentView,
-    /// The caller's participation.
-    pub participant: ParticipantView,
-}
-
-const IDEMPOTENCY: &str = "Reusing a key with the same request returns the recorded answer; with a different request, 422 idempotency_mismatch.";
 
 /// Create a group; the caller becomes its creator with the top rank.
 #[utoipa::path(post, path = "/api/groups", tag = "groups", security(("bearer" = [])), request_body = GroupInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 201, description = "Created", body = GroupView), WriteErrors))]
+    params(WriteParams),
+    responses((status = 201, description = "Created", body = GroupView), WriteErrors, BodyErrors))]
 async fn create_group(
     State(app): State<AppState>,
     caller: Caller,
@@ -226,30 +122,26 @@ async fn create_group(
 }
 
 /// The caller's groups.
-#[utoipa::path(get, path = "/api/groups", tag = "groups", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/groups", tag = "groups", security(("bearer" = [])), params(ReadParams),
     responses((status = 200, description = "Groups", body = GroupList), ReadErrors))]
 async fn list_groups(
     State(app): State<AppState>,
     caller: Caller,
     read: ReadMeta,
 ) -> Result<Reply<GroupList>, ApiError> {
-    match app
-        .query(Query::Groups { actor: caller.id() }, read.consistency)
-        .await?
-    {
-        (revision, QueryResult::Groups { groups }) => Ok(Reply::ok(
-            revision,
-            GroupList {
-                groups: groups.into_iter().map(Into::into).collect(),
-            },
-        )),
-        (_, other) => Err(ApiError::Internal(format!("expected groups, got {other:?}"))),
-    }
+    let query = GroupsQuery { actor: caller.id() };
+    let (revision, groups) = app.read(&caller, query, read.consistency).await?;
+    Ok(Reply::ok(
+        revision,
+        GroupList {
+            groups: groups.into_iter().map(Into::into).collect(),
+        },
+    ))
 }
 
 /// A group the caller belongs to.
 #[utoipa::path(get, path = "/api/groups/{id}", tag = "groups", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Group id")),
+    params(("id" = Uuid, Path, description = "Group id"), ReadParams),
     responses((status = 200, description = "The group", body = GroupView), ReadErrors))]
 async fn get_group(
     State(app): State<AppState>,
@@ -257,15 +149,14 @@ async fn get_group(
     read: ReadMeta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Reply<GroupView>, ApiError> {
-    let (revision, group) = read_group(&app, caller.id(), id, read.consistency).await?;
+    let (revision, group) = read_group(&app, &caller, id, read.consistency).await?;
     Ok(Reply::ok(revision, group.into()))
 }
 
 /// Rename or re-describe a group (creator only).
 #[utoipa::path(patch, path = "/api/groups/{id}", tag = "groups", security(("bearer" = [])), request_body = GroupPatch,
-    params(("id" = Uuid, Path, description = "Group id"),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Updated", body = GroupView), WriteErrors))]
+    params(("id" = Uuid, Path, description = "Group id"), WriteParams),
+    responses((status = 200, description = "Updated", body = GroupView), WriteErrors, BodyErrors))]
 async fn update_group(
     State(app): State<AppState>,
     caller: Caller,
@@ -277,19 +168,22 @@ async fn update_group(
         return Err(ApiError::invalid("body", "nothing to change"));
     }
     let fingerprint = json!(patch);
-    let command = Command::UpdateGroup {
+    let command = UpdateGroup {
         group_id: id,
-        name: patch.name,
-        description: patch.description,
+        name: patch.name.as_deref().map(validate::group_name).transpose()?,
+        description: patch
+            .description
+            .as_deref()
+            .map(validate::group_description)
+            .transpose()?,
     };
-    let done = app.execute(&meta, Some(caller.id()), &fingerprint, command).await?;
-    Ok(Reply::ok(done.revision, group_of(done.accepted)?.into()))
+    let done = app.execute(&meta, Some(&caller), &fingerprint, command).await?;
+    Ok(Reply::ok(done.revision, done.output.into()))
 }
 
 /// Delete a group (creator only); its appointments are cancelled.
 #[utoipa::path(delete, path = "/api/groups/{id}", tag = "groups", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Group id"),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+    params(("id" = Uuid, Path, description = "Group id"), WriteParams),
     responses((status = 204, description = "Deleted"), WriteErrors))]
 async fn delete_group(
     State(app): State<AppState>,
@@ -297,33 +191,42 @@ async fn delete_group(
     meta: WriteMeta,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<NoContent, ApiError> {
-    let command = Command::DeleteGroup { group_id: id };
-    let done = app.execute(&meta, Some(caller.id()), &json!({}), command).await?;
+    let command = DeleteGroup { group_id: id };
+    let done = app.execute(&meta, Some(&caller), &json!({}), command).await?;
     Ok(NoContent(done.revision))
 }
 
-/// Add a member (below the caller's rank; creator only in a non-hierarchical group).
+/// Invite somebody to the group with an offered rank (below the caller's rank; only the
+/// creator in a non-hierarchical group). They become a member only when they join
+/// (`POST /api/groups/{id}/join`); until then they see nothing of the group and the group
+/// sees nothing of them. At most 100 invitations wait per group, 20 per inviter per hour;
+/// unanswered ones lapse after 30 days.
 #[utoipa::path(post, path = "/api/groups/{id}/members", tag = "groups", security(("bearer" = [])), request_body = MemberInput,
-    params(("id" = Uuid, Path, description = "Group id"),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 201, description = "Added; the group", body = GroupView), WriteErrors))]
+    params(("id" = Uuid, Path, description = "Group id"), WriteParams),
+    responses((status = 202, description = "Invited; the invitation waits for the user's answer", body = InvitedView),
+        WriteErrors, BodyErrors, RateLimited))]
 async fn add_member(
     State(app): State<AppState>,
     caller: Caller,
     meta: WriteMeta,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<MemberInput>,
-) -> Result<Reply<GroupView>, ApiError> {
-    let (revision, group) = add_to_group(&app, &caller, &meta, id, input).await?;
-    Ok(Reply::created(revision, group.into()))
+) -> Result<Reply<InvitedView>, ApiError> {
+    let (revision, invitation) = invite(&app, &caller, &meta, id, input).await?;
+    Ok(Reply::accepted(
+        revision,
+        InvitedView {
+            status: "invited".into(),
+            invitation,
+        },
+    ))
 }
 
 /// Change a junior member's rank (to below the caller's own).
 #[utoipa::path(put, path = "/api/groups/{id}/members/{user_id}", tag = "groups", security(("bearer" = [])),
     request_body = RankInput,
-    params(("id" = Uuid, Path, description = "Group id"), ("user_id" = Uuid, Path, description = "Member"),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Changed; the group", body = GroupView), WriteErrors))]
+    params(("id" = Uuid, Path, description = "Group id"), ("user_id" = Uuid, Path, description = "Member"), WriteParams),
+    responses((status = 200, description = "Changed; the group", body = GroupView), WriteErrors, BodyErrors))]
 async fn change_rank(
     State(app): State<AppState>,
     caller: Caller,
@@ -331,19 +234,21 @@ async fn change_rank(
     ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(input): ApiJson<RankInput>,
 ) -> Result<Reply<GroupView>, ApiError> {
-    let command = Command::ChangeRank {
+    let command = ChangeRank {
         group_id: id,
         user_id,
         rank: input.rank,
     };
-    let done = app.execute(&meta, Some(caller.id()), &input, command).await?;
-    Ok(Reply::ok(done.revision, group_of(done.accepted)?.into()))
+    let done = app.execute(&meta, Some(&caller), &input, command).await?;
+    Ok(Reply::ok(done.revision, done.output.into()))
 }
 
-/// Remove a junior member, or leave the group (the caller's own id).
+/// Remove a junior member, leave the group (the caller's own id), or withdraw a pending
+/// invitation (an invitee's id). Leaving or removal takes the person out of the group's
+/// appointments that have not started; those they organised are cancelled.
 #[utoipa::path(delete, path = "/api/groups/{id}/members/{user_id}", tag = "groups", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Group id"), ("user_id" = Uuid, Path, description = "Member (yourself to leave)"),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
+        WriteParams),
     responses((status = 204, description = "Removed"), WriteErrors))]
 async fn remove_member(
     State(app): State<AppState>,
@@ -351,18 +256,19 @@ async fn remove_member(
     meta: WriteMeta,
     ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<NoContent, ApiError> {
-    let command = if user_id == caller.id() {
-        Command::LeaveGroup { group_id: id }
+    let revision = if user_id == caller.id() {
+        let command = LeaveGroup { group_id: id };
+        app.execute(&meta, Some(&caller), &json!({}), command).await?.revision
     } else {
-        Command::RemoveMember { group_id: id, user_id }
+        let command = RemoveMember { group_id: id, user_id };
+        app.execute(&meta, Some(&caller), &json!({}), command).await?.revision
     };
-    let done = app.execute(&meta, Some(caller.id()), &json!({}), command).await?;
-    Ok(NoContent(done.revision))
+    Ok(NoContent(revision))
 }
 
 /// Every member's busy time over a range (members only; details masked per privacy).
 #[utoipa::path(get, path = "/api/groups/{id}/agenda", tag = "groups", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Group id"), RangeQuery),
+    params(("id" = Uuid, Path, description = "Group id"), RangeQuery, ReadParams),
     responses((status = 200, description = "The group agenda", body = GroupAgendaView), ReadErrors))]
 async fn group_agenda(
     State(app): State<AppState>,
@@ -371,89 +277,21 @@ async fn group_agenda(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Reply<GroupAgendaView>, ApiError> {
-    let (revision, view) = read_group_agenda(&app, caller.id(), id, &q, read.consistency).await?;
+    let (revision, view) = read_group_agenda(&app, &caller, id, &q, read.consistency).await?;
     Ok(Reply::ok(revision, view))
-}
-
-/// Accept an invitation to a group appointment (409 when it would double-book you).
-#[utoipa::path(post, path = "/api/appointments/{id}/accept", tag = "appointments", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Appointment id"),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Accepted", body = ResponseView), WriteErrors))]
-async fn accept_invitation(
-    State(app): State<AppState>,
-    caller: Caller,
-    meta: WriteMeta,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Reply<ResponseView>, ApiError> {
-    let (revision, view) = respond(&app, &caller, &meta, id, true).await?;
-    let version = view.appointment.version;
-    Ok(Reply::ok(revision, view).etag(version))
-}
-
-/// Decline an invitation to a group appointment (always possible for an invitee).
-#[utoipa::path(post, path = "/api/appointments/{id}/reject", tag = "appointments", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Appointment id"),
-        ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Declined", body = ResponseView), WriteErrors))]
-async fn reject_invitation(
-    State(app): State<AppState>,
-    caller: Caller,
-    meta: WriteMeta,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Reply<ResponseView>, ApiError> {
-    let (revision, view) = respond(&app, &caller, &meta, id, false).await?;
-    let version = view.appointment.version;
-    Ok(Reply::ok(revision, view).etag(version))
-}
-
-/// The caller's participation in an appointment.
-#[utoipa::path(get, path = "/api/appointments/{id}/my-status", tag = "appointments", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Appointment id")),
-    responses((status = 200, description = "The caller's participation", body = ParticipantView), ReadErrors))]
-async fn my_status(
-    State(app): State<AppState>,
-    caller: Caller,
-    read: ReadMeta,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Reply<ParticipantView>, ApiError> {
-    let query = Query::MyStatus {
-        actor: caller.id(),
-        appointment_id: id,
-    };
-    match app.query(query, read.consistency).await? {
-        (revision, QueryResult::Participation { participant }) => Ok(Reply::ok(revision, participant.into())),
-        (_, other) => Err(ApiError::Internal(format!("expected a participation, got {other:?}"))),
-    }
-}
-
-fn group_of(accepted: Accepted) -> Result<Group, ApiError> {
-    match accepted {
-        Accepted::Group { group } => Ok(group),
-        other => Err(ApiError::Internal(format!("expected a group, got {other:?}"))),
-    }
-}
-
-fn responded(accepted: Accepted) -> Result<(Appointment, Participant), ApiError> {
-    match accepted {
-        Accepted::Responded {
-            appointment,
-            participant,
-        } => Ok((appointment, participant)),
-        other => Err(ApiError::Internal(format!("expected an answer, got {other:?}"))),
-    }
 }
 
 async fn read_group(
     app: &AppState,
-    actor: Uuid,
+    caller: &Caller,
     group_id: Uuid,
     consistency: ReadConsistency,
 ) -> Result<(u64, Group), ApiError> {
-    match app.query(Query::Group { actor, group_id }, consistency).await? {
-        (revision, QueryResult::Group { group }) => Ok((revision, group)),
-        (_, other) => Err(ApiError::Internal(format!("expected a group, got {other:?}"))),
-    }
+    let query = GroupQuery {
+        actor: caller.id(),
+        group_id,
+    };
+    app.read(caller, query, consistency).await
 }
 
 async fn new_group(
@@ -464,16 +302,15 @@ async fn new_group(
 ) -> Result<(u64, Group), ApiError> {
     let group_type = GroupType::parse(&input.group_type)
         .ok_or_else(|| ApiError::invalid("group_type", "must be `hierarchical` or `non_hierarchical`"))?;
-    let command = Command::CreateGroup {
+    let command = CreateGroup {
         group_id: Uuid::now_v7(),
-        name: input.name.clone(),
-        description: input.description.clone().unwrap_or_default(),
+        name: validate::group_name(&input.name)?,
+        description: validate::group_description(input.description.as_deref().unwrap_or_default())?,
         group_type,
         creator_rank: input.creator_rank,
     };
-    let done = app.execute(meta, Some(caller.id()), &input, command).await?;
-    let revision = done.revision;
-    Ok((revision, group_of(done.accepted)?))
+    let done = app.execute(meta, Some(caller), &input, command).await?;
+    Ok((done.revision, done.output))
 }
 
 /// The id of the user named by `input` (a username or e-mail is resolved through the store).
@@ -482,13 +319,12 @@ async fn member_id(app: &AppState, input: &MemberInput) -> Result<Uuid, ApiError
         (Some(id), None) => Ok(id),
         (None, Some(name)) => {
             let name = name.trim();
-            if name.is_empty() || name.len() > agenda_shared::validate::MAX_EMAIL {
+            if name.is_empty() || name.chars().count() > validate::MAX_EMAIL {
                 return Err(ApiError::invalid("username", "must be a username or an e-mail address"));
             }
-            let query = Query::Credentials { login: name.to_owned() };
+            let query = CredentialsQuery { login: name.to_owned() };
             match app.query(query, ReadConsistency::Linearizable).await {
-                Ok((_, QueryResult::Credentials { credentials })) => Ok(credentials.user.id),
-                Ok((_, other)) => Err(ApiError::Internal(format!("expected credentials, got {other:?}"))),
+                Ok((_, credentials)) => Ok(credentials.user.id),
                 Err(ApiError::NotFound(_)) => Err(ApiError::NotFound("user".into())),
                 Err(e) => Err(e),
             }
@@ -497,68 +333,46 @@ async fn member_id(app: &AppState, input: &MemberInput) -> Result<Uuid, ApiError
     }
 }
 
-async fn add_to_group(
+async fn invite(
     app: &AppState,
     caller: &Caller,
     meta: &WriteMeta,
     group_id: Uuid,
     input: MemberInput,
-) -> Result<(u64, Group), ApiError> {
+) -> Result<(u64, InvitationView), ApiError> {
     let user_id = member_id(app, &input).await?;
-    let command = Command::AddMember {
+    let command = InviteMember {
         group_id,
         user_id,
         rank: input.rank,
     };
-    let done = app.execute(meta, Some(caller.id()), &input, command).await?;
-    let revision = done.revision;
-    Ok((revision, group_of(done.accepted)?))
+    let done = app.execute(meta, Some(caller), &input, command).await?;
+    Ok((done.revision, done.output.into()))
 }
 
 async fn read_group_agenda(
     app: &AppState,
-    actor: Uuid,
+    caller: &Caller,
     group_id: Uuid,
     q: &RangeQuery,
     consistency: ReadConsistency,
 ) -> Result<(u64, GroupAgendaView), ApiError> {
     let (start_ms, end_ms) = listing_range(q)?;
-    let query = Query::GroupAgenda {
-        actor,
+    let query = GroupAgendaQuery {
+        actor: caller.id(),
         group_id,
         start_ms,
         end_ms,
     };
-    match app.query(query, consistency).await? {
-        (revision, QueryResult::GroupAgenda { group, members }) => Ok((
-            revision,
-            GroupAgendaView {
-                group: group.into(),
-                start: rfc3339(start_ms),
-                end: rfc3339(end_ms),
-                members: members.into_iter().map(Into::into).collect(),
-            },
-        )),
-        (_, other) => Err(ApiError::Internal(format!("expected a group agenda, got {other:?}"))),
-    }
-}
-
-async fn respond(
-    app: &AppState,
-    caller: &Caller,
-    meta: &WriteMeta,
-    appointment_id: Uuid,
-    accept: bool,
-) -> Result<(u64, ResponseView), ApiError> {
-    let command = Command::RespondInvitation { appointment_id, accept };
-    let done = app.execute(meta, Some(caller.id()), &json!({}), command).await?;
-    let revision = done.revision;
-    let (appointment, participant) = responded(done.accepted)?;
+    let (revision, agenda) = app.read(caller, query, consistency).await?;
     Ok((
         revision,
-        ResponseView {
-            appointment: appointment.into(),
-            participant: participant.into(),
+        GroupAgendaView {
+            group: agenda.group.into(),
+            start: rfc3339(start_ms),
+            end: rfc3339(end_ms),
+            members: agenda.members.into_iter().map(Into::into).collect(),
+            truncated: agenda.truncated,
         },
     ))
 }

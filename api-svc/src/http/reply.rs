@@ -37,6 +37,14 @@ impl<T: Serialize> Reply<T> {
         }
     }
 
+    /// 202 with the revision (the request was recorded; its effect waits for somebody else).
+    pub fn accepted(revision: u64, body: T) -> Self {
+        Self {
+            status: StatusCode::ACCEPTED,
+            ..Self::ok(revision, body)
+        }
+    }
+
     /// 200 without a revision (answers that do not come from the replicated state).
     pub fn plain(body: T) -> Self {
         Self {

@@ -1,11 +1,11 @@
 //! Accounts: `POST /register`, `POST /login`, `GET/PATCH /api/me` (also
 //! `/api/me/profile`), `PUT /api/me/password`.
 
+use agenda_shared::command::{ChangePassword, RegisterUser, UpdateProfile};
+use agenda_shared::query::CredentialsQuery;
 use std::net::IpAddr;
 
-use agenda_shared::command::Command;
 use agenda_shared::model::User;
-use agenda_shared::query::{Query, QueryResult};
 use agenda_shared::validate;
 use axum::extract::State;
 use serde::Deserialize;
@@ -15,11 +15,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::docs::{PublicErrors, ReadErrors, WriteErrors};
-use super::extract::{ApiJson, Caller, ClientIp};
+use super::docs::{BodyErrors, PasswordWork, RateLimited, ReadErrors, WriteErrors};
+use super::extract::{ApiJson, Caller, ClientIp, ReadMeta, ReadParams, WriteParams};
 use super::reply::Reply;
+use super::rules;
 use crate::auth::Passwords;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::state::{AppState, WriteMeta};
 use crate::store::ReadConsistency;
 use crate::views::{Session, UserView};
@@ -37,51 +38,65 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// Registration.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"username": "ada", "email": "ada@example.org", "password": "correct horse battery", "display_name": "Ada Lovelace"})))]
 pub struct RegisterInput {
-    /// 3–32 of `[a-z0-9_.-]`, case-insensitive, unique.
+    /// Unique, case-insensitive.
+    #[schema(schema_with = rules::username)]
     pub username: String,
-    /// E-mail address, unique.
+    /// Unique, case-insensitive.
+    #[schema(schema_with = rules::email)]
     pub email: String,
-    /// At least 8 characters.
-    #[schema(write_only)]
+    /// The password.
+    #[schema(schema_with = rules::new_password)]
     pub password: String,
     /// Name shown to others (alias `name`; default: the username).
     #[serde(default, alias = "name")]
+    #[schema(schema_with = rules::display_name_or_null)]
     pub display_name: Option<String>,
 }
 
-/// Login by username or e-mail: `login`, `username` or `email`, and `password`.
+/// Login by username or e-mail: exactly one of `login`, `username` or `email`, and
+/// `password`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"login": "ada", "password": "correct horse battery"})))]
 pub struct LoginInput {
     /// Username or e-mail.
     #[serde(default)]
+    #[schema(schema_with = rules::login_or_null)]
     pub login: Option<String>,
-    /// Username.
+    /// Username (or e-mail: all three are looked up the same way).
     #[serde(default)]
+    #[schema(schema_with = rules::login_or_null)]
     pub username: Option<String>,
-    /// E-mail.
+    /// E-mail (or username).
     #[serde(default)]
+    #[schema(schema_with = rules::login_or_null)]
     pub email: Option<String>,
-    /// Password.
+    /// Password (any string; a wrong one is 401).
     #[schema(write_only)]
     pub password: String,
 }
 
-/// Partial profile update.
+/// Partial profile update: at least one of `username`, `email`, `display_name`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"display_name": "Ada King"})))]
 pub struct ProfilePatch {
-    /// New username (needs `current_password`).
+    /// New username.
     #[serde(default)]
+    #[schema(schema_with = rules::username_or_null)]
     pub username: Option<String>,
-    /// New e-mail (needs `current_password`).
+    /// New e-mail.
     #[serde(default)]
+    #[schema(schema_with = rules::email_or_null)]
     pub email: Option<String>,
     /// New display name (alias `name`).
     #[serde(default, alias = "name")]
+    #[schema(schema_with = rules::display_name_or_null)]
     pub display_name: Option<String>,
-    /// The current password, required to change username or e-mail.
+    /// The current password, required to change the username or the e-mail (a wrong one
+    /// is 403; unchanged values need none).
     #[serde(default)]
     #[schema(write_only)]
     pub current_password: Option<String>,
@@ -90,21 +105,23 @@ pub struct ProfilePatch {
 /// Password change.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"current_password": "correct horse battery", "new_password": "battery staple horse"})))]
 pub struct PasswordChange {
     /// The current password.
     #[schema(write_only)]
     pub current_password: String,
-    /// The new password (at least 8 characters).
-    #[schema(write_only)]
+    /// The new password.
+    #[schema(schema_with = rules::new_password)]
     pub new_password: String,
 }
 
-const IDEMPOTENCY: &str = "Reusing a key with the same request returns the recorded answer; with a different request, 422 idempotency_mismatch.";
-
 /// Create an account; answers the user and a token.
-#[utoipa::path(post, path = "/register", tag = "accounts", request_body = RegisterInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 201, description = "Registered", body = Session), PublicErrors))]
+#[utoipa::path(post, path = "/register", tag = "accounts", request_body = RegisterInput, params(WriteParams),
+    responses((status = 201, description = "Registered", body = Session),
+        (status = 400, description = "validation_failed: malformed JSON or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: the username or e-mail is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed or idempotency_mismatch", body = Problem, content_type = "application/problem+json"),
+        BodyErrors, RateLimited, PasswordWork))]
 async fn register(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -117,7 +134,11 @@ async fn register(
 
 /// Sign in; answers the user and a token. Rate limited per client IP and per account.
 #[utoipa::path(post, path = "/login", tag = "accounts", request_body = LoginInput,
-    responses((status = 200, description = "Signed in", body = Session), PublicErrors))]
+    responses((status = 200, description = "Signed in", body = Session),
+        (status = 400, description = "validation_failed: malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "unauthorized: wrong login or password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed", body = Problem, content_type = "application/problem+json"),
+        BodyErrors, RateLimited, PasswordWork))]
 async fn login(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -128,23 +149,25 @@ async fn login(
 }
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/api/me", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/me", tag = "accounts", security(("bearer" = [])), params(ReadParams),
     responses((status = 200, description = "The caller", body = UserView), ReadErrors))]
-async fn get_me(caller: Caller) -> Reply<UserView> {
-    Reply::ok(caller.revision, caller.user.into())
+async fn get_me(State(app): State<AppState>, caller: Caller, read: ReadMeta) -> Result<Reply<UserView>, ApiError> {
+    let (revision, user) = app.me(&caller, read.consistency).await?;
+    Ok(Reply::ok(revision, user.into()))
 }
 
 /// Same as `GET /api/me`.
-#[utoipa::path(get, path = "/api/me/profile", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/me/profile", tag = "accounts", security(("bearer" = [])), params(ReadParams),
     responses((status = 200, description = "The caller", body = UserView), ReadErrors))]
-async fn get_profile(caller: Caller) -> Reply<UserView> {
-    Reply::ok(caller.revision, caller.user.into())
+async fn get_profile(State(app): State<AppState>, caller: Caller, read: ReadMeta) -> Result<Reply<UserView>, ApiError> {
+    let (revision, user) = app.me(&caller, read.consistency).await?;
+    Ok(Reply::ok(revision, user.into()))
 }
 
 /// Update the caller's profile; changing username or e-mail needs `current_password`.
 #[utoipa::path(patch, path = "/api/me", tag = "accounts", security(("bearer" = [])), request_body = ProfilePatch,
-    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Updated", body = UserView), WriteErrors))]
+    params(WriteParams),
+    responses((status = 200, description = "Updated", body = UserView), WriteErrors, BodyErrors, RateLimited, PasswordWork))]
 async fn patch_me(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -158,8 +181,8 @@ async fn patch_me(
 
 /// Same as `PATCH /api/me`.
 #[utoipa::path(patch, path = "/api/me/profile", tag = "accounts", security(("bearer" = [])), request_body = ProfilePatch,
-    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Updated", body = UserView), WriteErrors))]
+    params(WriteParams),
+    responses((status = 200, description = "Updated", body = UserView), WriteErrors, BodyErrors, RateLimited, PasswordWork))]
 async fn patch_profile(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -173,8 +196,8 @@ async fn patch_profile(
 
 /// Change the password; every older token stops working. Answers a fresh token.
 #[utoipa::path(put, path = "/api/me/password", tag = "accounts", security(("bearer" = [])), request_body = PasswordChange,
-    params(("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY)),
-    responses((status = 200, description = "Changed", body = Session), WriteErrors))]
+    params(WriteParams),
+    responses((status = 200, description = "Changed", body = Session), WriteErrors, BodyErrors, RateLimited, PasswordWork))]
 async fn change_password(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -214,8 +237,9 @@ async fn create_account(
         "display_name": display_name,
         "password": app.secret_digest(&input.password)?,
     });
-    let password_hash = app.passwords.hash(input.password).await?;
-    let command = Command::RegisterUser {
+    let ticket = app.passwords.reserve()?;
+    let password_hash = app.passwords.hash(ticket, input.password).await?;
+    let command = RegisterUser {
         user_id: Uuid::now_v7(),
         username,
         email,
@@ -224,8 +248,7 @@ async fn create_account(
         feed_token: new_feed_token().into(),
     };
     let done = app.execute(meta, None, &fingerprint, command).await?;
-    let revision = done.revision;
-    let user = done.user()?;
+    let (revision, user) = (done.revision, done.output);
     let token = app.tokens.issue(&user)?;
     Ok((
         revision,
@@ -238,14 +261,11 @@ async fn create_account(
 
 /// Credentials of `login` (username or e-mail), `None` when nobody has that name.
 async fn credentials(app: &AppState, login: &str) -> Result<Option<(u64, User, String)>, ApiError> {
-    let query = Query::Credentials {
+    let query = CredentialsQuery {
         login: login.to_owned(),
     };
     match app.query(query, ReadConsistency::Linearizable).await {
-        Ok((revision, QueryResult::Credentials { credentials })) => {
-            Ok(Some((revision, credentials.user, credentials.password_hash)))
-        }
-        Ok((_, other)) => Err(ApiError::Internal(format!("expected credentials, got {other:?}"))),
+        Ok((revision, credentials)) => Ok(Some((revision, credentials.user, credentials.password_hash))),
         Err(ApiError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
@@ -263,18 +283,24 @@ async fn sign_in(app: &AppState, ip: Option<IpAddr>, input: LoginInput) -> Resul
         ));
     };
     let login = login.trim();
-    if login.is_empty() || login.len() > validate::MAX_EMAIL {
+    if login.is_empty() || login.chars().count() > validate::MAX_EMAIL {
         return Err(ApiError::invalid("login", "must be a username or an e-mail address"));
     }
     app.limiter.check(ip, Some(login))?;
+    // The place in the hashing queue first: a login refused for want of one costs no
+    // store call.
+    let ticket = app.passwords.reserve()?;
     let denied = ApiError::Unauthorized("wrong login or password");
     let Some((revision, user, hash)) = credentials(app, login).await? else {
-        app.passwords.verify_dummy(input.password).await?;
+        app.passwords.verify_dummy(ticket, input.password).await?;
+        app.limiter.failed(login);
         return Err(denied);
     };
-    if !app.passwords.verify(input.password, hash).await? {
+    if !app.passwords.verify(ticket, input.password, hash).await? {
+        app.limiter.failed(login);
         return Err(denied);
     }
+    app.limiter.succeeded(login);
     let token = app.tokens.issue(&user)?;
     Ok((
         revision,
@@ -285,11 +311,11 @@ async fn sign_in(app: &AppState, ip: Option<IpAddr>, input: LoginInput) -> Resul
     ))
 }
 
-/// Check the caller's current password (rate limited like a login).
+/// Check the caller's current password (throttled like a login, on the same account).
 async fn check_current_password(
     app: &AppState,
     ip: Option<IpAddr>,
-    caller: &Caller,
+    me: &User,
     password: Option<String>,
 ) -> Result<(), ApiError> {
     let password = password.ok_or_else(|| {
@@ -298,13 +324,16 @@ async fn check_current_password(
             "is required to change the username, the e-mail or the password",
         )
     })?;
-    app.limiter.check(ip, Some(&caller.user.username))?;
-    let (_, _, hash) = credentials(app, &caller.user.username)
+    app.limiter.check(ip, Some(&me.username))?;
+    let ticket = app.passwords.reserve()?;
+    let (_, _, hash) = credentials(app, &me.username)
         .await?
         .ok_or(ApiError::Unauthorized("the token's user does not exist"))?;
-    if !app.passwords.verify(password, hash).await? {
+    if !app.passwords.verify(ticket, password, hash).await? {
+        app.limiter.failed(&me.username);
         return Err(ApiError::Forbidden("current_password is wrong".into()));
     }
+    app.limiter.succeeded(&me.username);
     Ok(())
 }
 
@@ -318,36 +347,36 @@ async fn update_profile(
     if patch.username.is_none() && patch.email.is_none() && patch.display_name.is_none() {
         return Err(ApiError::invalid("body", "nothing to change"));
     }
+    let (_, me) = app.me(caller, ReadConsistency::Linearizable).await?;
     // Unchanged values are dropped, so re-sending a whole profile needs no password.
     let username = patch
         .username
         .as_deref()
         .map(validate::username)
         .transpose()?
-        .filter(|u| *u != caller.user.username);
+        .filter(|u| *u != me.username);
     let email = patch
         .email
         .as_deref()
         .map(validate::email)
         .transpose()?
-        .filter(|e| *e != caller.user.email);
+        .filter(|e| *e != me.email);
     let display_name = patch
         .display_name
         .as_deref()
         .map(|d| validate::text("display_name", d, validate::MAX_DISPLAY_NAME, true))
         .transpose()?;
     if username.is_some() || email.is_some() {
-        check_current_password(app, ip, caller, patch.current_password).await?;
+        check_current_password(app, ip, &me, patch.current_password).await?;
     }
     let fingerprint = json!({ "username": username, "email": email, "display_name": display_name });
-    let command = Command::UpdateProfile {
+    let command = UpdateProfile {
         username,
         email,
         display_name,
     };
-    let done = app.execute(meta, Some(caller.id()), &fingerprint, command).await?;
-    let revision = done.revision;
-    Ok((revision, done.user()?))
+    let done = app.execute(meta, Some(caller), &fingerprint, command).await?;
+    Ok((done.revision, done.output))
 }
 
 async fn replace_password(
@@ -358,15 +387,16 @@ async fn replace_password(
     change: PasswordChange,
 ) -> Result<(u64, Session), ApiError> {
     Passwords::check_policy("new_password", &change.new_password)?;
-    check_current_password(app, ip, caller, Some(change.current_password)).await?;
+    let (_, me) = app.me(caller, ReadConsistency::Linearizable).await?;
+    check_current_password(app, ip, &me, Some(change.current_password)).await?;
     let fingerprint = json!({ "new_password": app.secret_digest(&change.new_password)? });
-    let password_hash = app.passwords.hash(change.new_password).await?;
-    let command = Command::ChangePassword {
+    let ticket = app.passwords.reserve()?;
+    let password_hash = app.passwords.hash(ticket, change.new_password).await?;
+    let command = ChangePassword {
         password_hash: password_hash.into(),
     };
-    let done = app.execute(meta, Some(caller.id()), &fingerprint, command).await?;
-    let revision = done.revision;
-    let user = done.user()?;
+    let done = app.execute(meta, Some(caller), &fingerprint, command).await?;
+    let (revision, user) = (done.revision, done.output);
     let token = app.tokens.issue(&user)?;
     Ok((
         revision,

@@ -1,10 +1,7 @@
 //! Live notifications over WebSocket (`GET /ws`, DESIGN §8): the [`Hub`] holds the one
 //! store `Watch` stream of this API front; `session` serves each socket.
 
-mod hub;
 mod session;
-
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -16,25 +13,15 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use hub::{Hub, HubEvent, Position, Subscription};
+use crate::config::WsSettings;
 
 use crate::error::{ApiError, Problem};
 use crate::http::extract::ApiQuery;
+use crate::http::rules;
 use crate::state::AppState;
 
 /// Largest message a client may send.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
-
-/// WebSocket settings.
-#[derive(Debug, Clone)]
-pub struct WsSettings {
-    /// Browser origins allowed besides the API's own (`*` allows any).
-    pub allowed_origins: Vec<String>,
-    /// Ping interval.
-    pub ping_interval: Duration,
-    /// How long to wait for an optional `resume` after `auth`.
-    pub resume_grace: Duration,
-}
 
 /// Routes of this module.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -48,7 +35,32 @@ pub struct WsQuery {
     /// Bearer token, for clients that cannot send a first `auth` message.
     pub token: Option<String>,
     /// Resume after this revision (same as a `resume` message).
+    #[param(schema_with = rules::revision)]
     pub after: Option<u64>,
+}
+
+/// The handshake headers of RFC 6455 that the upgrade checks (case-insensitively), and
+/// the browser's `Origin`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct WsHandshake {
+    /// Must contain `upgrade`.
+    #[param(rename = "Connection", pattern = "^.*[Uu][Pp][Gg][Rr][Aa][Dd][Ee].*$")]
+    connection: String,
+    /// `websocket`.
+    #[param(rename = "Upgrade", pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$")]
+    upgrade: String,
+    /// `13`.
+    #[param(rename = "Sec-WebSocket-Version", pattern = "^13$")]
+    sec_websocket_version: String,
+    /// The client's nonce (RFC 6455: 16 random bytes, base64).
+    #[param(rename = "Sec-WebSocket-Key")]
+    sec_websocket_key: String,
+    /// Sent by browsers: the API's own origin or one of `WS_ALLOWED_ORIGINS` (403
+    /// otherwise). Clients that send none are allowed.
+    #[param(rename = "Origin")]
+    origin: Option<String>,
 }
 
 /// Whether a browser `Origin` may open a socket: no `Origin` (not a browser), the API's
@@ -76,10 +88,11 @@ fn origin_allowed(settings: &WsSettings, headers: &HeaderMap) -> bool {
 
 /// Open the live notification socket. Messages: client `auth`, `resume`, `ping`,
 /// `pong`; server `ready`, `notification`, `resync_required`, `ping`, `pong`, `error`.
-#[utoipa::path(get, path = "/ws", tag = "live", params(WsQuery),
+#[utoipa::path(get, path = "/ws", tag = "live", params(WsQuery, WsHandshake),
     responses((status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "validation_failed: not a WebSocket request", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "forbidden: Origin not allowed", body = Problem, content_type = "application/problem+json")))]
+        (status = 403, description = "forbidden: Origin not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "validation_failed: a bad `after`", body = Problem, content_type = "application/problem+json")))]
 async fn open_websocket(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -88,6 +101,12 @@ async fn open_websocket(
 ) -> Result<Response, ApiError> {
     if !origin_allowed(&app.ws, &headers) {
         return Err(ApiError::Forbidden("this Origin may not open a WebSocket".into()));
+    }
+    if q.after.is_some_and(|a| a > rules::MAX_REVISION) {
+        return Err(ApiError::invalid(
+            "after",
+            format!("must be a revision between 0 and {}", rules::MAX_REVISION),
+        ));
     }
     let ws = ws.map_err(|_| ApiError::BadRequest("expected a WebSocket upgrade request".into()))?;
     Ok(ws
@@ -98,6 +117,7 @@ async fn open_websocket(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn settings(allowed: &[&str]) -> WsSettings {
         WsSettings {

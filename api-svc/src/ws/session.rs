@@ -10,6 +10,10 @@
 //!    so the merge has no gaps and no duplicates.
 //! 5. Live: forward the hub's events, ping every interval, close when the client stops
 //!    answering or the service stops.
+//!
+//! The token's life bounds the socket's: it closes (1008, `token_expired`) when the token
+//! expires, and (1008, `token_revoked`) right after delivering the user's
+//! `password_changed` notification when the password changed after the token was issued.
 
 use std::time::Duration;
 
@@ -21,10 +25,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::hub::{HubEvent, Position, Subscription, complete, resume_after};
+use crate::auth::Claims;
 use crate::error::ApiError;
+use crate::http::rules::MAX_REVISION;
+use crate::hub::{HubEvent, Position, Subscription, complete, resume_after};
 use crate::state::AppState;
-use crate::store::ReadConsistency;
 use crate::views::NotificationView;
 
 /// How long a client has to authenticate.
@@ -97,6 +102,11 @@ fn unauthorized(e: ApiError) -> Stop {
             error: "unauthorized",
             message: m.to_owned(),
         },
+        ApiError::Revoked(m) => Stop::Close {
+            code: CLOSE_POLICY,
+            error: "unauthorized",
+            message: m,
+        },
         ApiError::Unavailable { .. } => unavailable(),
         other => {
             tracing::warn!(error = %other, "websocket authentication failed");
@@ -125,6 +135,7 @@ pub(crate) async fn serve(state: AppState, socket: WebSocket, token: Option<Stri
         socket,
         cursor: complete(0),
         last_heard: Instant::now(),
+        token: None,
     };
     let outcome = session.run(token, after).await;
     match outcome {
@@ -148,6 +159,8 @@ struct Session {
     /// Everything up to here was sent (or is known not to concern this user).
     cursor: Position,
     last_heard: Instant,
+    /// The claims of the token the socket signed in with.
+    token: Option<Claims>,
 }
 
 impl Session {
@@ -157,6 +170,13 @@ impl Session {
             Some(a) => Some(a),
             None => self.await_resume().await?,
         };
+        if after.is_some_and(|a| a > MAX_REVISION) {
+            return Err(Stop::Close {
+                code: CLOSE_POLICY,
+                error: "validation_failed",
+                message: format!("after: must be a revision between 0 and {MAX_REVISION}"),
+            });
+        }
         let shutdown = self.state.shutdown.clone();
         let sub = tokio::select! {
             _ = shutdown.cancelled() => return Err(Stop::Close { code: CLOSE_GOING_AWAY, error: "shutting_down", message: "the server is stopping".into() }),
@@ -193,11 +213,8 @@ impl Session {
                 }
             }
         };
-        let (_, user) = self
-            .state
-            .authenticate(&token, ReadConsistency::Linearizable)
-            .await
-            .map_err(unauthorized)?;
+        let (caller, user) = self.state.authenticate(&token).await.map_err(unauthorized)?;
+        self.token = Some(caller.claims);
         Ok((user.id, after))
     }
 
@@ -318,16 +335,33 @@ impl Session {
         }
     }
 
-    /// Forward the hub's events until the socket or the service closes.
+    /// When the token expires, as an instant of this process's clock.
+    fn expiry(&self) -> Instant {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let left = self.token.as_ref().map_or(0, |c| c.exp.saturating_sub(now)).max(0);
+        Instant::now() + Duration::from_secs(left as u64)
+    }
+
+    /// Forward the hub's events until the socket or the service closes, or the token
+    /// expires.
     async fn live(&mut self, user: Uuid, sub: &mut Subscription) -> Result<(), Stop> {
         let interval = self.state.ws.ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
         let shutdown = self.state.shutdown.clone();
+        let expired = tokio::time::sleep_until(self.expiry());
+        tokio::pin!(expired);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     self.close(CLOSE_GOING_AWAY, "server stopping").await;
                     return Ok(());
+                }
+                () = &mut expired => {
+                    return Err(Stop::Close {
+                        code: CLOSE_POLICY,
+                        error: "token_expired",
+                        message: "the token has expired; sign in again".into(),
+                    });
                 }
                 event = sub.rx.recv() => match event {
                     Ok(HubEvent::Notification(n)) => self.deliver((*n).clone()).await?,
@@ -375,19 +409,32 @@ impl Session {
         }
     }
 
-    /// Send `n` unless the cursor already covers it.
+    /// Send `n` unless the cursor already covers it. After a `password_changed` that
+    /// revokes this socket's token, close.
     async fn deliver(&mut self, n: Notification) -> Result<(), Stop> {
         let key = (n.revision, n.id);
         if key <= self.cursor {
             return Ok(());
         }
         let revision = n.revision;
+        let revokes = n.kind == "password_changed"
+            && n.payload
+                .get("password_changed_at_ms")
+                .and_then(serde_json::Value::as_i64)
+                != self.token.as_ref().map(|c| c.pwd);
         self.send(&ServerMessage::Notification {
             revision,
             notification: NotificationView::from(n),
         })
         .await?;
         self.cursor = key;
+        if revokes {
+            return Err(Stop::Close {
+                code: CLOSE_POLICY,
+                error: "token_revoked",
+                message: "the password was changed; sign in again".into(),
+            });
+        }
         Ok(())
     }
 

@@ -54,7 +54,8 @@ export async function request(method, path, opts = {}) {
   const { body, headers = {}, auth = true, retries = 3 } = opts;
   const h = { Accept: 'application/json', ...headers };
   if (body !== undefined) h['Content-Type'] = 'application/json';
-  if (auth && session.token()) h.Authorization = `Bearer ${session.token()}`;
+  const usedToken = auth ? session.token() : null;
+  if (usedToken) h.Authorization = `Bearer ${usedToken}`;
   if (method !== 'GET' && method !== 'HEAD' && !h['Idempotency-Key']) h['Idempotency-Key'] = newKey();
   let attempt = 0;
   for (;;) {
@@ -91,7 +92,10 @@ export async function request(method, path, opts = {}) {
     }
     if (!res.ok) {
       const err = new ApiError(res.status, typeof data === 'object' ? data : null);
-      if (res.status === 401 && auth && session.token()) {
+      err.retryAfter = Number(res.headers.get('Retry-After')) || 0; // seconds (429, 503)
+      // Only when the token that was refused is still the session's: a request sent just
+      // before a password change answered a fresh token must not sign the new one out.
+      if (res.status === 401 && usedToken && session.token() === usedToken) {
         session.signOut('Your session has expired or is no longer valid. Please sign in again.');
       }
       throw err;
@@ -114,6 +118,31 @@ export function qs(params) {
   return s ? `?${s}` : '';
 }
 
+/**
+ * Every page of a listing that answers `next_cursor` (`/api/agenda`,
+ * `/api/appointments`): follows the cursor until it is null and concatenates `key`.
+ * Resolves `{ items, pages, complete }`; `complete` is false only if the server kept
+ * answering a cursor past `maxPages` (then the caller says that some are missing).
+ * `localStorage['agenda.pageSize']` (1–500) asks for smaller pages, to check the paging.
+ */
+export async function getAllPages(path, params, key, { maxPages = 100 } = {}) {
+  const size = Number(localStorage.getItem('agenda.pageSize'));
+  const limit = Number.isInteger(size) && size >= 1 && size <= 500 ? size : undefined;
+  const items = [];
+  const seen = new Set();
+  let cursor = null;
+  let pages = 0;
+  for (;;) {
+    const d = await get(`${path}${qs({ ...params, limit, cursor })}`);
+    pages += 1;
+    items.push(...(d[key] || []));
+    cursor = d.next_cursor || null;
+    if (!cursor) return { items, pages, complete: true };
+    if (seen.has(cursor) || pages >= maxPages) return { items, pages, complete: false };
+    seen.add(cursor);
+  }
+}
+
 /** A readable message for any error. */
 export function message(err) {
   return err?.message || String(err);
@@ -123,6 +152,29 @@ export function message(err) {
 
 let groupsCache = null;
 let groupsPromise = null;
+let invitesCache = null;
+let invitesPromise = null;
+/** user id -> display name, from every member list and invitation seen this session. */
+const names = new Map();
+
+function learnNames(groups) {
+  for (const g of groups) {
+    for (const m of g.members || []) names.set(m.user_id, m.display_name || m.username);
+    for (const i of g.invited || []) learnInvitation(i);
+  }
+}
+
+function learnInvitation(i) {
+  if (i.user_id) names.set(i.user_id, i.display_name || i.username);
+  if (i.invited_by) names.set(i.invited_by, i.invited_by_display_name || i.invited_by_username);
+}
+
+/** Remember the names in a group view or an invitation (for notifications). */
+export function learn(x) {
+  if (!x) return;
+  if (x.group_id && x.invited_by) learnInvitation(x);
+  else learnNames([x]);
+}
 
 /** The caller's groups (cached; `fresh` reloads). */
 export async function groups(fresh = false) {
@@ -132,6 +184,7 @@ export async function groups(fresh = false) {
     (d) => {
       groupsCache = d.groups || [];
       groupsPromise = null;
+      learnNames(groupsCache);
       return groupsCache;
     },
     (e) => {
@@ -145,17 +198,66 @@ export async function groups(fresh = false) {
 export function forgetCaches() {
   groupsCache = null;
   groupsPromise = null;
+  invitesCache = null;
+  invitesPromise = null;
+  names.clear();
 }
 
-/** Best-known display name of a user id (from the caller and their groups' members). */
+/**
+ * The caller's pending group invitations, newest first (cached; `fresh` reloads). Every
+ * load tells the page (`agenda:invitations`), so the groups page, the navigation count
+ * and the notification panel stay in step.
+ */
+export async function groupInvitations(fresh = false) {
+  if (invitesPromise) return invitesPromise;
+  if (invitesCache && !fresh) return invitesCache;
+  invitesPromise = get('/api/me/group-invitations').then(
+    (d) => {
+      invitesCache = (d.invitations || []).filter((i) => i.status === 'pending');
+      invitesPromise = null;
+      invitesCache.forEach(learnInvitation);
+      document.dispatchEvent(new CustomEvent('agenda:invitations', { detail: invitesCache }));
+      return invitesCache;
+    },
+    (e) => {
+      invitesPromise = null;
+      throw e;
+    },
+  );
+  return invitesPromise;
+}
+
+/** The caller's pending invitation to a group, if the last load had one. */
+export function pendingInvitation(groupId) {
+  return (invitesCache || []).find((i) => i.group_id === groupId) || null;
+}
+
+/** Whether the pending invitations were loaded at least once. */
+export const invitationsKnown = () => invitesCache !== null;
+
+/**
+ * Join (`join` true) or decline a group invitation. Resolves the group (joined) or the
+ * answered invitation; rejects with `ApiError` (409 when the invitation is no longer
+ * valid, 404 when it was withdrawn or lapsed). Either way the invitations and the groups
+ * are reloaded and the page is told (`agenda:groups`).
+ */
+export async function answerGroupInvitation(groupId, join) {
+  let kind = 'unanswered';
+  try {
+    const answer = await post(`/api/groups/${groupId}/${join ? 'join' : 'decline'}`, {});
+    kind = join ? 'joined' : 'declined';
+    return answer;
+  } finally {
+    await Promise.allSettled([groupInvitations(true), groups(true)]);
+    document.dispatchEvent(new CustomEvent('agenda:groups', { detail: { kind, payload: { group_id: groupId } } }));
+  }
+}
+
+/** Best-known display name of a user id (from the caller, their groups and invitations). */
 export function userName(id) {
   const me = session.user();
   if (me && me.id === id) return 'You';
-  for (const g of groupsCache || []) {
-    const m = g.members.find((x) => x.user_id === id);
-    if (m) return m.display_name || m.username;
-  }
-  return 'Someone';
+  return names.get(id) || 'Someone';
 }
 
 export function knowsGroup(id) {

@@ -1,6 +1,6 @@
-// Week and month views of the caller's agenda (`GET /api/agenda`), with prev/next/today,
-// a toggle for pending invitations, click-to-create and click-to-open. On a narrow screen
-// the week becomes a day-by-day list. The view refreshes itself when a notification says
+// Week and month views of the caller's agenda (`GET /api/agenda`, every page of the
+// range), with prev/next/today, a toggle for pending invitations, click-to-create and
+// click-to-open. On a narrow screen the week becomes a day-by-day list. The view refreshes itself when a notification says
 // an appointment changed.
 
 import * as api from './api.js';
@@ -300,16 +300,22 @@ export function calendarView(root, { mode, date }) {
     const seq = (loading = Symbol('load'));
     status.textContent = 'Loading…';
     try {
-      const d = await api.get(
-        `/api/agenda${api.qs({ start: iso(range.start), end: iso(range.end), include: showPending ? 'pending' : '' })}`,
+      // A page holds at most 500 items (or ~4 MiB): follow `next_cursor` to the end, so
+      // nothing in the range silently goes missing.
+      const d = await api.getAllPages(
+        '/api/agenda',
+        { start: iso(range.start), end: iso(range.end), include: showPending ? 'pending' : '' },
+        'appointments',
       );
       if (seq !== loading || disposed) return;
-      appointments = d.appointments;
+      appointments = d.items;
       const pending = appointments.filter((a) => myParticipation(a)?.status === 'pending').length;
       status.textContent =
         `${appointments.length} appointment${appointments.length === 1 ? '' : 's'}` +
-        (showPending ? ` · ${pending} invitation${pending === 1 ? '' : 's'} awaiting your answer` : '');
+        (showPending ? ` · ${pending} invitation${pending === 1 ? '' : 's'} awaiting your answer` : '') +
+        (d.complete ? '' : ' · too many to show them all; some are missing');
       body.dataset.loaded = String(Date.now());
+      body.dataset.pages = String(d.pages);
       render();
     } catch (err) {
       if (seq !== loading || disposed) return;

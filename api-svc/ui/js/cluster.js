@@ -50,7 +50,13 @@ export function clusterView(root) {
     const stores = [...st.stores].sort((a, b) => slotNumber(slotOf(a)) - slotNumber(slotOf(b)));
     const leader = stores.find((s) => s.role === 'leader' && s.reachable);
     const byRaft = new Map(stores.filter((s) => s.raft_id !== null && s.raft_id !== undefined).map((s) => [s.raft_id, s]));
-    const leaderSlot = leader?.slot || (st.leader_id != null ? byRaft.get(st.leader_id)?.slot || `raft ${st.leader_id}` : null);
+    // A follower may still name a leader whose store does not answer (it just stopped):
+    // name it by its slot from the membership, not as a bare Raft id.
+    const leaderSlot =
+      leader?.slot ||
+      (st.leader_id != null
+        ? byRaft.get(st.leader_id)?.slot || st.members.find((m) => m.raft_id === st.leader_id)?.slot || `raft ${st.leader_id}`
+        : null);
     const term = Math.max(0, ...stores.map((s) => s.term || 0));
     const reachable = stores.filter((s) => s.reachable).length;
     const voters = st.members.filter((m) => m.voter).length;

@@ -7,6 +7,22 @@ import * as session from './session.js';
 import { alertBox, busy, confirmButton, field, h, modal, toast } from './dom.js';
 import { fmtRange, fromLocalInput, iso, toLocalInput } from './time.js';
 
+/** Who sees what (DESIGN §7 "Privacy"), in the words shown next to the choice. */
+export const PRIVACY = {
+  full: {
+    label: 'Full details',
+    help: 'Full — people in your groups see the title and description.',
+  },
+  freebusy: {
+    label: 'Free/busy',
+    help: 'Free/busy — only people senior to you in a hierarchical group you both belong to see the title; others see “Busy”.',
+  },
+  private: {
+    label: 'Private',
+    help: 'Private — only the people invited see the title; everyone else sees “Busy”.',
+  },
+};
+
 const STATUS_WORDS = {
   accepted: 'Accepted',
   auto: 'Booked automatically',
@@ -81,9 +97,8 @@ export async function openEditor(opts = {}) {
   const end = h('input', { name: 'end', type: 'datetime-local', required: true });
   const privacy = h(
     'select',
-    { name: 'privacy' },
-    h('option', { value: 'full' }, 'Full details — others who can see it see the title'),
-    h('option', { value: 'freebusy' }, 'Free/busy only — others see “Busy”'),
+    { name: 'privacy', id: 'privacy' },
+    Object.entries(PRIVACY).map(([value, p]) => h('option', { value }, p.label)),
   );
   const calendar = h(
     'select',
@@ -99,6 +114,7 @@ export async function openEditor(opts = {}) {
     start.value = toLocalInput(new Date(x.start_time));
     end.value = toLocalInput(new Date(x.end_time));
     privacy.value = x.privacy;
+    privacy.dispatchEvent(new Event('change')); // the explanation follows
     calendar.value = x.group_id || '';
     calendar.disabled = true;
   }
@@ -131,6 +147,17 @@ export async function openEditor(opts = {}) {
   calendar.addEventListener('change', updateGroupHint);
   updateGroupHint();
 
+  // The explanation next to the privacy choice follows it.
+  const privacyField = field('Privacy', privacy, PRIVACY.full.help);
+  const privacyHint = privacyField.querySelector('.hint');
+  privacyHint.setAttribute('aria-live', 'polite');
+  const updatePrivacyHint = () => {
+    privacyHint.textContent = `${(PRIVACY[privacy.value] || PRIVACY.full).help} You and the people taking part always see everything.`;
+  };
+  privacy.addEventListener('change', updatePrivacyHint);
+  privacy.addEventListener('input', updatePrivacyHint);
+  updatePrivacyHint();
+
   const save = h('button', { type: 'submit', class: 'button primary' }, a ? 'Save changes' : 'Create');
   const buttons = h('div', { class: 'form-buttons' }, save);
   const form = h(
@@ -139,7 +166,7 @@ export async function openEditor(opts = {}) {
     field('Title', title),
     h('div', { class: 'row2' }, field('Starts', start), field('Ends', end)),
     field('Calendar', calendar),
-    field('Privacy', privacy),
+    privacyField,
     field('Description', description),
     a ? participantsBlock(a) : null,
     buttons,
@@ -249,7 +276,11 @@ export async function openEditor(opts = {}) {
       h('dt', {}, 'Status'),
       h('dd', {}, statusLabel(a) || 'Confirmed'),
       a.description ? [h('dt', {}, 'Details'), h('dd', { class: 'prewrap' }, a.description)] : null,
-      a.masked ? [h('dt', {}, 'Privacy'), h('dd', {}, 'The organizer shares only free/busy time.')] : null,
+      a.masked
+        ? [h('dt', {}, 'Privacy'), h('dd', {}, 'The organizer keeps the details of this appointment to the people taking part; you see only that they are busy.')]
+        : PRIVACY[a.privacy]
+          ? [h('dt', {}, 'Privacy'), h('dd', {}, PRIVACY[a.privacy].help)]
+          : null,
     );
     const title = h('h3', { class: 'editor-title' }, a.title);
     const answer = h('div', { class: 'form-buttons' });

@@ -1,12 +1,17 @@
-// Groups: list and create (hierarchical or not), a group's page (members and ranks, add by
-// username or e-mail, change ranks, remove, leave, rename, delete) and the group agenda
-// (every member's busy time over a chosen range; masked appointments read "Busy").
+// Groups: the caller's pending invitations (join or decline), list and create
+// (hierarchical or not), a group's page (members and ranks, invite by username or e-mail,
+// the invited list with Withdraw, change ranks, remove, leave, rename, delete) and the
+// group agenda (every member's busy time over a chosen range; what privacy hides from the
+// caller reads "Busy").
+//
+// Membership is by consent: inviting someone (202) only records an invitation; they
+// become a member when they join.
 
 import * as api from './api.js';
 import * as session from './session.js';
 import { alertBox, busy, confirmButton, field, h, replace, toast } from './dom.js';
 import { openEditor } from './editor.js';
-import { addDays, dateKey, fmtDay, fmtLongDay, fmtRange, fmtTimeRange, iso, minutesInto, parseDateKey, sameDay, startOfDay, startOfWeek } from './time.js';
+import { addDays, dateKey, fmtAgo, fmtDay, fmtLongDay, fmtRange, fmtTimeRange, iso, minutesInto, parseDateKey, sameDay, startOfDay, startOfWeek } from './time.js';
 
 const TYPE_WORDS = {
   hierarchical: 'Hierarchical',
@@ -15,6 +20,82 @@ const TYPE_WORDS = {
 
 function typeBadge(t) {
   return h('span', { class: ['pill', t === 'hierarchical' ? 'violet' : 'teal'] }, TYPE_WORDS[t] || t);
+}
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * One pending invitation with Join and Decline. `onAnswered(joined, group)` runs after a
+ * successful answer (the invitations and groups are already reloaded by then).
+ */
+function invitationCard(inv, onAnswered) {
+  const alert = alertBox();
+  const hier = inv.group_type === 'hierarchical';
+  const answer = async (join, button) => {
+    alert.show(null);
+    await busy(card, async () => {
+      try {
+        const r = await api.answerGroupInvitation(inv.group_id, join);
+        toast(join ? `You joined “${r.name}”.` : `You declined the invitation to “${inv.group_name}”.`, 'success');
+        onAnswered?.(join, join ? r : null);
+      } catch (err) {
+        alert.show(
+          err.status === 404 ? 'This invitation is no longer open: it was withdrawn, answered elsewhere, or it lapsed.' : api.message(err),
+        );
+        button.focus();
+      }
+    });
+  };
+  const join = h('button', { type: 'button', class: 'button primary small', dataset: { action: 'join' } }, 'Join');
+  const decline = h('button', { type: 'button', class: 'button small', dataset: { action: 'decline' } }, 'Decline');
+  join.addEventListener('click', () => answer(true, join));
+  decline.addEventListener('click', () => answer(false, decline));
+  join.setAttribute('aria-label', `Join ${inv.group_name}`);
+  decline.setAttribute('aria-label', `Decline the invitation to ${inv.group_name}`);
+  const card = h(
+    'li',
+    { class: 'invite-card', dataset: { group: inv.group_id } },
+    h('div', { class: 'group-card-head' }, h('h3', {}, inv.group_name), typeBadge(inv.group_type)),
+    inv.group_description ? h('p', { class: 'muted clamp' }, inv.group_description) : null,
+    h(
+      'p',
+      { class: 'invite-facts' },
+      h('span', { class: 'invite-from' }, `Invited by ${inv.invited_by_display_name} (@${inv.invited_by_username})`),
+      hier ? h('span', { class: 'invite-rank' }, `Offered rank ${inv.rank}`) : null,
+      h('span', { class: 'invite-expiry', title: new Date(inv.expires_at).toLocaleString() }, `Answer by ${fmtLongDay(inv.expires_at)}`),
+    ),
+    alert,
+    h('div', { class: 'form-buttons' }, decline, join),
+  );
+  return card;
+}
+
+/** The caller's pending invitations (a section that hides itself when there are none). */
+function invitationsSection(onAnswered) {
+  const list = h('ul', { class: 'invite-list' });
+  const section = h(
+    'section',
+    { class: 'card invitations', id: 'group-invitations', hidden: true, 'aria-labelledby': 'group-invitations-title' },
+    h('h2', { id: 'group-invitations-title' }, 'Invitations'),
+    h('p', { class: 'muted small' }, 'You become a member only when you join. Until then the group sees nothing of your agenda, and you nothing of theirs.'),
+    list,
+  );
+  section.show = (invitations) => {
+    section.hidden = !invitations.length;
+    // Keep a card that did not change (it may show an error message being read).
+    const kept = new Map([...list.children].map((c) => [`${c.dataset.group}@${c.dataset.created}`, c]));
+    replace(
+      list,
+      invitations.map((inv) => {
+        const key = `${inv.group_id}@${inv.created_at}`;
+        if (kept.has(key)) return kept.get(key);
+        const card = invitationCard(inv, onAnswered);
+        card.dataset.created = inv.created_at;
+        return card;
+      }),
+    );
+  };
+  return section;
 }
 
 export function groupsView(root) {
@@ -68,21 +149,32 @@ export function groupsView(root) {
     });
   });
 
+  const invitations = invitationsSection();
+
   replace(
     root,
     h(
       'section',
       { class: 'groups-page' },
       h('div', { class: 'page-head' }, h('h1', {}, 'Groups')),
+      invitations,
       h('div', { class: 'two-col' }, h('div', {}, list), form),
     ),
   );
+
+  async function loadInvitations() {
+    try {
+      invitations.show(await api.groupInvitations(true));
+    } catch {
+      /* the list of groups says what is wrong */
+    }
+  }
 
   async function load() {
     try {
       const groups = await api.groups(true);
       if (!groups.length) {
-        replace(list, h('div', { class: 'empty card' }, h('p', {}, 'You are not in any group yet.'), h('p', { class: 'muted' }, 'Create one, then add people by their username or e-mail.')));
+        replace(list, h('div', { class: 'empty card' }, h('p', {}, 'You are not in any group yet.'), h('p', { class: 'muted' }, 'Create one, then invite people by their username or e-mail.')));
         return;
       }
       replace(
@@ -96,7 +188,8 @@ export function groupsView(root) {
             h(
               'p',
               { class: 'group-meta' },
-              `${g.members.length} member${g.members.length === 1 ? '' : 's'}`,
+              plural(g.member_count ?? g.members.length, 'member'),
+              g.invited?.length ? ` · ${g.invited.length} invited` : '',
               g.group_type === 'hierarchical' ? ` · your rank ${g.my_rank}` : '',
               g.creator_id === session.user().id ? ' · you manage it' : '',
             ),
@@ -109,9 +202,23 @@ export function groupsView(root) {
     }
   }
   const onGroups = () => load();
+  const onInvitations = (e) => invitations.show(e.detail || []);
   document.addEventListener('agenda:groups', onGroups);
+  document.addEventListener('agenda:invitations', onInvitations);
   load();
-  return () => document.removeEventListener('agenda:groups', onGroups);
+  loadInvitations();
+  return () => {
+    document.removeEventListener('agenda:groups', onGroups);
+    document.removeEventListener('agenda:invitations', onInvitations);
+  };
+}
+
+/** " Try again in about N minutes." from a 429's Retry-After, or nothing. */
+function retryWords(err) {
+  const after = Number(err.retryAfter);
+  if (!after) return '';
+  const min = Math.ceil(after / 60);
+  return after < 90 ? ` Try again in ${plural(after, 'second')}.` : ` Try again in about ${plural(min, 'minute')}.`;
 }
 
 function initials(m) {
@@ -137,6 +244,7 @@ export function groupView(root, { id }) {
   const page = h('section', { class: 'group-page' }, h('p', { class: 'muted' }, 'Loading…'));
   replace(root, page);
   let disposed = false;
+  let flash = null; // a message for the invite form, shown by the next render
 
   async function load() {
     let g;
@@ -144,6 +252,20 @@ export function groupView(root, { id }) {
       g = await api.get(`/api/groups/${id}`);
     } catch (err) {
       if (disposed) return;
+      if (err.status === 404 || err.status === 403) {
+        // Not a member: maybe invited.
+        const inv = (await api.groupInvitations(true).catch(() => [])).find((i) => i.group_id === id);
+        if (disposed) return;
+        if (inv) {
+          replace(
+            page,
+            h('p', { class: 'crumbs' }, h('a', { href: '#/groups' }, '← All groups')),
+            h('div', { class: 'page-head' }, h('h1', { id: 'group-name' }, inv.group_name)),
+            h('section', { class: 'card invitations' }, h('h2', {}, 'You are invited to this group'), h('ul', { class: 'invite-list' }, invitationCard(inv, (joined) => (joined ? load() : (location.hash = '#/groups'))))),
+          );
+          return;
+        }
+      }
       replace(
         page,
         h('p', { class: 'alert error' }, err.status === 404 || err.status === 403 ? 'This group does not exist or you are no longer a member.' : api.message(err)),
@@ -152,6 +274,7 @@ export function groupView(root, { id }) {
       return;
     }
     if (disposed) return;
+    api.learn(g);
     api.groups(true).catch(() => {});
     render(g);
   }
@@ -203,6 +326,30 @@ export function groupView(root, { id }) {
       );
     });
 
+    // Pending invitations the caller may withdraw.
+    const invitedRows = (g.invited || []).map((inv) => {
+      const withdraw = h('button', { type: 'button', class: 'button small', dataset: { action: 'withdraw' }, 'aria-label': `Withdraw the invitation to ${inv.display_name}` }, 'Withdraw');
+      withdraw.addEventListener('click', async () => {
+        alert.show(null);
+        withdraw.disabled = true;
+        try {
+          await api.del(`/api/groups/${g.id}/members/${inv.user_id}`);
+          toast(`Withdrew the invitation to ${inv.display_name}.`, 'success');
+        } catch (err) {
+          alert.show(err.status === 404 ? `${inv.display_name} has answered the invitation in the meantime.` : api.message(err));
+        }
+        load();
+      });
+      return h(
+        'tr',
+        { dataset: { user: inv.user_id, username: inv.username } },
+        h('td', {}, h('span', { class: 'member' }, avatar(inv), h('span', {}, h('strong', {}, inv.display_name), h('br'), h('span', { class: 'muted' }, `@${inv.username}`)))),
+        hier ? h('td', { class: 'num' }, String(inv.rank)) : null,
+        h('td', { class: 'muted small' }, `by ${inv.invited_by === me.id ? 'you' : inv.invited_by_display_name} · ${fmtAgo(inv.created_at)}`, h('br'), `answer by ${fmtDay(inv.expires_at)}`),
+        h('td', { class: 'actions' }, withdraw),
+      );
+    });
+
     const addAlert = alertBox();
     const who = h('input', { name: 'member', required: true, maxlength: 254, autocomplete: 'off', id: 'member-username' });
     const addRank = h('input', { name: 'rank', type: 'number', min: 0, max: Math.max(0, g.my_rank - 1), value: 0, id: 'member-rank' });
@@ -211,25 +358,37 @@ export function groupView(root, { id }) {
       { class: 'form inline-form', id: 'add-member-form' },
       addAlert,
       field('Username or e-mail', who),
-      hier ? field('Rank', addRank, `Below your rank (${g.my_rank}).`) : null,
-      h('div', { class: 'form-buttons' }, h('button', { type: 'submit', class: 'button primary' }, 'Add member')),
+      hier ? field('Rank offered', addRank, `Below your rank (${g.my_rank}).`) : null,
+      h('div', { class: 'form-buttons' }, h('button', { type: 'submit', class: 'button primary' }, 'Send invitation')),
     );
+    if (flash) {
+      addAlert.show(flash, 'success');
+      flash = null;
+    }
     addForm.addEventListener('submit', async (e) => {
       e.preventDefault();
       addAlert.show(null);
       if (!addForm.reportValidity()) return;
       await busy(addForm, async () => {
+        const asked = who.value.trim();
         try {
-          const ng = await api.post(`/api/groups/${g.id}/members`, {
-            username: who.value.trim(),
+          const r = await api.post(`/api/groups/${g.id}/members`, {
+            username: asked,
             rank: hier ? Number(addRank.value) : undefined,
           });
-          toast(`Added ${who.value.trim()}.`, 'success');
-          render(ng);
-          api.groups(true).catch(() => {});
+          const inv = r.invitation;
+          flash = `Invitation sent to ${inv.display_name} (@${inv.username}). They become a member once they accept it.`;
+          toast(`Invitation sent to ${inv.display_name}.`, 'success');
+          await load();
           document.getElementById('member-username')?.focus();
         } catch (err) {
-          addAlert.show(err.status === 404 ? `Nobody is registered as “${who.value.trim()}”.` : api.message(err));
+          addAlert.show(
+            err.status === 404
+              ? `Nobody is registered as “${asked}”.`
+              : err.status === 429
+                ? `${api.message(err)}${retryWords(err)}`
+                : api.message(err),
+          );
         }
       });
     });
@@ -296,7 +455,8 @@ export function groupView(root, { id }) {
       h(
         'div',
         { class: 'card' },
-        h('h2', {}, `Members (${g.members.length})`),
+        h('h2', {}, `Members (${g.member_count ?? g.members.length})`),
+        g.members.length < (g.member_count ?? 0) ? h('p', { class: 'muted small' }, `Showing ${g.members.length} of ${g.member_count}.`) : null,
         h(
           'div',
           { class: 'table-wrap' },
@@ -307,8 +467,34 @@ export function groupView(root, { id }) {
             h('tbody', {}, rows),
           ),
         ),
-        (hier ? g.my_rank > 0 : creator) ? h('div', { class: 'add-member' }, h('h3', {}, 'Add a member'), addForm) : null,
+        (hier ? g.my_rank > 0 : creator)
+          ? h(
+              'div',
+              { class: 'add-member' },
+              h('h3', {}, 'Invite someone'),
+              h('p', { class: 'muted small' }, 'They get an invitation and join the group only if they accept it.'),
+              addForm,
+            )
+          : null,
       ),
+      invitedRows.length
+        ? h(
+            'div',
+            { class: 'card' },
+            h('h2', {}, `Invited (${invitedRows.length})`),
+            h('p', { class: 'muted small' }, 'Waiting for an answer. Invitations lapse after 30 days.'),
+            h(
+              'div',
+              { class: 'table-wrap' },
+              h(
+                'table',
+                { class: 'table members', id: 'invited' },
+                h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Invited'), hier ? h('th', { scope: 'col', class: 'num' }, 'Rank offered') : null, h('th', { scope: 'col' }, 'Sent'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+                h('tbody', {}, invitedRows),
+              ),
+            ),
+          )
+        : null,
       settings,
       h('div', { class: 'danger-zone' }, leave, del),
     );
@@ -361,7 +547,7 @@ export function groupAgendaView(root, { id, date, days }) {
       h(
         'div',
         { class: 'page-head' },
-        h('div', {}, heading, h('p', { class: 'muted' }, `${fmtDay(start)} – ${fmtDay(addDays(end, -1))} · busy time of every member; private appointments show as “Busy”.`)),
+        h('div', {}, heading, h('p', { class: 'muted' }, `${fmtDay(start)} – ${fmtDay(addDays(end, -1))} · busy time of every member; appointments whose details their owner keeps from you show as “Busy”.`)),
         h(
           'div',
           { class: 'cal-nav' },
@@ -445,7 +631,10 @@ export function groupAgendaView(root, { id, date, days }) {
     );
     replace(
       body,
-      h('div', { class: 'legend muted' }, h('span', { class: 'seg-sample' }), ' busy ', h('span', { class: 'seg-sample masked' }), ' busy (private)'),
+      d.truncated
+        ? h('p', { class: 'alert warning', id: 'group-agenda-truncated', role: 'status' }, 'Too many appointments to show; pick a shorter range. Some of them are missing below.')
+        : null,
+      h('div', { class: 'legend muted' }, h('span', { class: 'seg-sample' }), ' busy ', h('span', { class: 'seg-sample masked' }), ' busy (details hidden)'),
       h('div', { class: 'table-wrap' }, table),
       h('p', { class: 'muted small' }, `Times in your time zone. Bars span 00:00–24:00 of each day. ${fmtLongDay(start)} to ${fmtLongDay(addDays(end, -1))}.`),
     );

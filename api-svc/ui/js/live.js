@@ -1,11 +1,21 @@
 // The live notification socket (`/ws`, DESIGN §8): authenticate with the first message,
 // resume after the last revision seen (no gaps after a reconnect), answer pings, and
 // reconnect with backoff. The caller supplies the handlers.
+//
+// The server ends a socket whose token expired, was revoked (a password change) or was
+// refused with `{"type":"error","code":"token_expired"|"token_revoked"|"unauthorized"}`
+// and close code 1008. Reconnecting with the same token cannot help: the socket stops and
+// `onAuthEnd(code, message, token)` decides (sign out, or go on with a newer token).
+
+/** Error codes that end the session rather than the connection. */
+const AUTH_CODES = new Set(['token_expired', 'token_revoked', 'unauthorized']);
+/** RFC 6455 "policy violation": what the server closes with for those. */
+const CLOSE_POLICY = 1008;
 
 export class Live {
   /**
    * @param {() => string|null} token
-   * @param {{onReady?, onNotification?, onResync?, onStatus?, onUnauthorized?}} handlers
+   * @param {{onReady?, onNotification?, onResync?, onStatus?, onAuthEnd?}} handlers
    */
   constructor(token, handlers) {
     this.token = token;
@@ -60,6 +70,7 @@ export class Live {
       return;
     }
     this.ws = ws;
+    let authError = null; // {code, message} the server sent before closing
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: 'auth', token }));
       if (this.after !== null) ws.send(JSON.stringify({ type: 'resume', after: this.after }));
@@ -89,18 +100,22 @@ export class Live {
           ws.send(JSON.stringify({ type: 'pong' }));
           break;
         case 'error':
-          if (msg.code === 'unauthorized') {
-            this.stop();
-            this.handlers.onUnauthorized?.(msg.message);
-          }
+          // The close (1008) follows; remember why.
+          if (AUTH_CODES.has(msg.code)) authError = { code: msg.code, message: msg.message || '' };
           break;
         default:
           break;
       }
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      if (authError || ev.code === CLOSE_POLICY) {
+        const why = authError || { code: 'unauthorized', message: ev.reason || '' };
+        this.stop();
+        this.handlers.onAuthEnd?.(why.code, why.message, token);
+        return;
+      }
       this.setStatus(false);
       this.retry();
     };

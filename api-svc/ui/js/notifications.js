@@ -1,12 +1,15 @@
 // The notification panel: list (newest first, "load older"), unread badge, mark read,
-// accept/decline invitations, and live updates over the WebSocket. Appointment and group
-// notifications also tell the open view to refresh (`agenda:changed`, `agenda:groups`).
+// accept/decline appointment invitations, join/decline group invitations, and live updates
+// over the WebSocket. Appointment and group notifications also tell the open view to
+// refresh (`agenda:changed`, `agenda:groups`). The count of pending group invitations is
+// shown next to "Groups" in the navigation. When the server ends the socket because the
+// token expired or was revoked, the user is signed out with a message.
 
 import * as api from './api.js';
 import * as session from './session.js';
 import { Live } from './live.js';
 import { h, replace, toast } from './dom.js';
-import { fmtAgo, fmtRange } from './time.js';
+import { fmtAgo, fmtDay, fmtRange } from './time.js';
 
 const state = {
   items: [], // newest first
@@ -26,12 +29,35 @@ const APPOINTMENT_KINDS = new Set([
   'appointment_confirmed',
   'appointment_updated',
   'appointment_cancelled',
+  'participant_left',
 ]);
-const GROUP_KINDS = new Set(['group_member_added', 'group_member_removed', 'group_deleted']);
+const GROUP_KINDS = new Set([
+  'group_member_added',
+  'group_member_removed',
+  'group_deleted',
+  'group_invite',
+  'group_member_joined',
+  'group_invite_declined',
+  'group_invite_withdrawn',
+]);
+/** Kinds that change the caller's pending group invitations. */
+const INVITATION_KINDS = new Set(['group_invite', 'group_invite_withdrawn', 'group_deleted']);
+
+/** Group invitations answered in this tab: group id -> 'joined' | 'declined'. */
+const answered = new Map();
 
 function quoted(p) {
   return p.title ? `“${p.title}”` : 'an appointment';
 }
+
+function group(p) {
+  return `the group “${p.group_name || 'a group'}”`;
+}
+
+const CANCEL_REASONS = {
+  organiser_left: 'the organiser left the group',
+  group_deleted: 'the group was deleted',
+};
 
 function when(p) {
   return typeof p.start_ms === 'number' && typeof p.end_ms === 'number' ? fmtRange(p.start_ms, p.end_ms) : '';
@@ -56,25 +82,59 @@ export function describe(n) {
       return { icon: '★', text: `${quoted(p)} is confirmed: everyone accepted`, sub: when(p) };
     case 'appointment_updated':
       return { icon: '✎', text: `${quoted(p)} was changed`, sub: when(p) };
-    case 'appointment_cancelled':
+    case 'appointment_cancelled': {
+      const why = p.declined_by ? `${who(p.declined_by)} declined` : CANCEL_REASONS[p.reason];
+      return { icon: '⊘', text: `${quoted(p)} was cancelled${why ? ` (${why})` : ''}`, sub: when(p) };
+    }
+    case 'participant_left':
       return {
-        icon: '⊘',
-        text: `${quoted(p)} was cancelled${p.declined_by ? ` (${who(p.declined_by)} declined)` : ''}`,
+        icon: '−',
+        text: `${who(p.user_id)} is no longer taking part in ${quoted(p)}: they left the group`,
         sub: when(p),
       };
+    case 'group_invite': {
+      const expires = typeof p.expires_at_ms === 'number' ? `answer by ${fmtDay(p.expires_at_ms)}` : '';
+      return {
+        icon: '✉',
+        text: `${p.invited_by_name || who(p.invited_by)} invited you to join ${group(p)}`,
+        sub: [p.group_type === 'hierarchical' ? `offered rank ${p.rank}` : '', expires].filter(Boolean).join(' · '),
+      };
+    }
+    case 'group_member_joined':
+      return {
+        icon: '+',
+        text: `${who(p.user_id)} joined ${group(p)}`,
+        sub: [p.rank ? `rank ${p.rank}` : '', p.invited_by && p.invited_by !== session.user()?.id ? `invited by ${who(p.invited_by)}` : ''].filter(Boolean).join(' · '),
+      };
+    case 'group_invite_declined':
+      return { icon: '✕', text: `${who(p.user_id)} declined your invitation to ${group(p)}`, sub: '' };
+    case 'group_invite_withdrawn':
+      return {
+        icon: '⊘',
+        text:
+          p.reason === 'group_deleted'
+            ? `Your invitation to ${group(p)} was withdrawn: the group was deleted`
+            : `${p.withdrawn_by ? who(p.withdrawn_by) : 'Someone'} withdrew your invitation to ${group(p)}`,
+        sub: '',
+      };
     case 'group_member_added':
-      return { icon: '+', text: `You were added to the group “${p.group_name || 'a group'}”`, sub: '' };
+      // No longer produced (membership is by consent); kept for old notifications.
+      return { icon: '+', text: `You were added to ${group(p)}`, sub: '' };
     case 'group_member_removed':
       return {
         icon: '−',
         text:
           p.user_id && p.user_id !== session.user()?.id
-            ? `${who(p.user_id)} left the group “${p.group_name || 'a group'}”`
-            : `You are no longer in the group “${p.group_name || 'a group'}”`,
+            ? `${who(p.user_id)} left ${group(p)}`
+            : p.left
+              ? `You left ${group(p)}`
+              : `You were removed from ${group(p)}`,
         sub: '',
       };
     case 'group_deleted':
       return { icon: '✕', text: `The group “${p.group_name || 'a group'}” was deleted`, sub: '' };
+    case 'password_changed':
+      return { icon: '!', text: 'Your password was changed', sub: 'Sessions signed in with the old password were signed out.' };
     default:
       return { icon: '•', text: n.kind.replace(/_/g, ' '), sub: '' };
   }
@@ -121,6 +181,25 @@ async function respond(n, accept) {
   }
 }
 
+/** Join or decline a group invitation from the panel. */
+async function answerGroup(n, join) {
+  const gid = n.payload.group_id;
+  try {
+    const r = await api.answerGroupInvitation(gid, join);
+    answered.set(gid, join ? 'joined' : 'declined');
+    toast(join ? `You joined “${r.name}”.` : `You declined the invitation to “${n.payload.group_name}”.`, 'success');
+  } catch (err) {
+    toast(err.status === 404 ? 'This invitation is no longer open (it was withdrawn, answered or has lapsed).' : api.message(err), 'error', 9000);
+  }
+  render();
+}
+
+/** Mark the unread `group_invite` notifications of a group read (it was answered elsewhere). */
+async function markGroupInvitesRead(groupId) {
+  const unread = state.items.filter((n) => n.kind === 'group_invite' && !n.read && n.payload?.group_id === groupId);
+  for (const n of unread) await markRead(n);
+}
+
 /** Look up the caller's answer to invitations shown in the panel (once each). */
 async function loadStatuses() {
   const wanted = state.items
@@ -141,7 +220,23 @@ async function loadStatuses() {
   render();
 }
 
-function item(n) {
+/** Buttons or a status for a `group_invite`; only the newest one of a group is answerable. */
+function groupInviteActions(n, newest) {
+  const gid = n.payload?.group_id;
+  if (!gid || !newest) return [];
+  if (api.pendingInvitation(gid)) {
+    return [
+      h('button', { type: 'button', class: 'button primary small', dataset: { action: 'join' }, onclick: () => answerGroup(n, true) }, 'Join'),
+      h('button', { type: 'button', class: 'button small', dataset: { action: 'decline' }, onclick: () => answerGroup(n, false) }, 'Decline'),
+    ];
+  }
+  if (!api.invitationsKnown()) return [];
+  if (answered.get(gid) === 'joined' || api.knowsGroup(gid)) return [h('span', { class: 'pill ok' }, 'Joined')];
+  if (answered.get(gid) === 'declined') return [h('span', { class: 'pill muted' }, 'Declined')];
+  return [h('span', { class: 'pill muted' }, 'No longer open')];
+}
+
+function item(n, newestInvite) {
   const d = describe(n);
   const children = [
     h('span', { class: 'notif-icon', 'aria-hidden': 'true' }, d.icon),
@@ -171,14 +266,31 @@ function item(n) {
       actions.push(h('span', { class: 'pill muted' }, 'No longer available'));
     }
   }
+  if (n.kind === 'group_invite') actions.push(...groupInviteActions(n, newestInvite));
   if (!n.read) {
     actions.push(h('button', { type: 'button', class: 'button ghost small', dataset: { action: 'read' }, onclick: () => markRead(n) }, 'Mark read'));
   }
   if (actions.length) children[1].append(h('div', { class: 'notif-buttons' }, actions));
   return h(
     'li',
-    { class: ['notif', !n.read && 'unread'], dataset: { id: n.id, kind: n.kind, appointment: n.payload?.appointment_id || '' } },
+    {
+      class: ['notif', !n.read && 'unread'],
+      dataset: { id: n.id, kind: n.kind, appointment: n.payload?.appointment_id || '', group: n.payload?.group_id || '' },
+    },
     children,
+  );
+}
+
+/** The count of pending group invitations next to "Groups" in the navigation. */
+function setInviteCount(invitations) {
+  const badge = el('invite-count');
+  if (!badge) return;
+  const n = invitations?.length || 0;
+  badge.hidden = n === 0;
+  replace(
+    badge,
+    h('span', { 'aria-hidden': 'true' }, String(n)),
+    h('span', { class: 'visually-hidden' }, ` (${n} pending invitation${n === 1 ? '' : 's'})`),
   );
 }
 
@@ -188,7 +300,16 @@ function render() {
   if (!state.items.length) {
     replace(list, h('li', { class: 'notif-empty muted' }, 'Nothing yet. Invitations and changes show up here as they happen.'));
   } else {
-    replace(list, state.items.map(item));
+    const seen = new Set(); // groups whose newest invitation was already listed
+    replace(
+      list,
+      state.items.map((n) => {
+        const gid = n.kind === 'group_invite' ? n.payload?.group_id : null;
+        const newest = Boolean(gid) && !seen.has(gid);
+        if (gid) seen.add(gid);
+        return item(n, newest);
+      }),
+    );
   }
   el('notif-more').hidden = !state.next;
   el('mark-all-read').disabled = state.unread === 0;
@@ -212,6 +333,7 @@ async function reload() {
   setUnread(r.data.unread);
   render();
   loadStatuses();
+  api.groupInvitations(true).catch(() => {});
   return r.revision;
 }
 
@@ -228,23 +350,46 @@ async function loadOlder() {
   }
 }
 
-function onLive(n) {
+async function onLive(n) {
   if (!add(n)) return;
   if (!n.read) setUnread(state.unread + 1);
   if (n.kind === 'invite') state.myStatus.delete(n.payload?.appointment_id);
   if (n.kind === 'appointment_updated' || n.kind === 'appointment_cancelled') state.myStatus.delete(n.payload?.appointment_id);
+  if (n.kind === 'group_invite') answered.delete(n.payload?.group_id);
   render();
   loadStatuses();
-  // Names come from the groups' member lists: refresh them for a group we do not know yet.
-  if (n.payload?.group_id && !api.knowsGroup(n.payload.group_id) && n.kind !== 'group_deleted') {
-    api.groups(true).then(render, () => {});
+  // Names and invitations first, so the toast and the panel can say who and offer Join.
+  const refresh = [];
+  if (GROUP_KINDS.has(n.kind) || (n.payload?.group_id && !api.knowsGroup(n.payload.group_id))) refresh.push(api.groups(true));
+  if (INVITATION_KINDS.has(n.kind)) refresh.push(api.groupInvitations(true));
+  if (refresh.length) {
+    await Promise.allSettled(refresh);
+    render();
   }
   if (el('notif-panel').hidden) toast(describe(n).text, 'info');
   if (APPOINTMENT_KINDS.has(n.kind)) document.dispatchEvent(new CustomEvent('agenda:changed', { detail: n }));
-  if (GROUP_KINDS.has(n.kind)) {
-    api.groups(true).catch(() => {});
-    document.dispatchEvent(new CustomEvent('agenda:groups', { detail: n }));
+  if (GROUP_KINDS.has(n.kind)) document.dispatchEvent(new CustomEvent('agenda:groups', { detail: n }));
+}
+
+/**
+ * The server ended the socket for the token's sake. If this tab already holds a newer
+ * token (a password change made here), go on with it; otherwise sign out with a reason.
+ */
+async function onAuthEnd(code, _message, usedToken) {
+  const live = state.live;
+  await session.renewalSettled();
+  if (live !== state.live || !session.token()) return; // restarted or signed out meanwhile
+  if (session.token() !== usedToken) {
+    state.live.start(state.live.after);
+    return;
   }
+  session.signOut(
+    code === 'token_revoked'
+      ? 'Your password was changed, so this session was signed out. Please sign in again with the new password.'
+      : code === 'token_expired'
+        ? 'Your session has expired. Please sign in again.'
+        : 'Your session is no longer valid. Please sign in again.',
+  );
 }
 
 function setLiveDot(up) {
@@ -291,6 +436,18 @@ export async function start() {
     document.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && !el('notif-panel').hidden && !document.querySelector('dialog[open]')) openPanel(false);
     });
+    document.addEventListener('agenda:invitations', (e) => {
+      setInviteCount(e.detail);
+      render();
+    });
+    // A group invitation answered anywhere (groups page, panel): its notification is done.
+    document.addEventListener('agenda:groups', (e) => {
+      if ((e.detail?.kind === 'joined' || e.detail?.kind === 'declined') && e.detail.payload?.group_id) {
+        answered.set(e.detail.payload.group_id, e.detail.kind);
+        markGroupInvitesRead(e.detail.payload.group_id);
+        render();
+      }
+    });
   }
   stop();
   state.myStatus.clear();
@@ -309,7 +466,7 @@ export async function start() {
     onNotification: onLive,
     onResync: () => reload().catch(() => {}),
     onStatus: setLiveDot,
-    onUnauthorized: () => session.signOut('Your session has expired or is no longer valid. Please sign in again.'),
+    onAuthEnd,
   });
   state.live.start(revision);
 }
@@ -320,6 +477,8 @@ export function stop() {
   state.items = [];
   state.ids.clear();
   state.next = null;
+  answered.clear();
   setUnread(0);
+  setInviteCount([]);
   render();
 }

@@ -95,8 +95,11 @@ export function profileView(root) {
     }
     await busy(pwForm, async () => {
       try {
-        const s = await api.put('/api/me/password', { current_password: oldPw.value, new_password: newPw.value });
-        session.signIn(s);
+        // The live socket of the old token is closed as revoked; it waits for this answer
+        // (and goes on with the new token) instead of signing this tab out.
+        await session.trackRenewal(
+          (async () => session.signIn(await api.put('/api/me/password', { current_password: oldPw.value, new_password: newPw.value })))(),
+        );
         pwForm.reset();
         pwAlert.show('Password changed. Other sessions were signed out.', 'success');
         document.dispatchEvent(new CustomEvent('agenda:token'));

@@ -53,6 +53,28 @@ export function updateUser(user) {
   save();
 }
 
+// A request in flight that will answer a fresh token (a password change). A socket the
+// server closes because the old token was revoked waits for it before deciding to sign out.
+let renewal = null;
+
+/** Note that `promise` will answer a new session; returns it unchanged. */
+export function trackRenewal(promise) {
+  const done = Promise.resolve(promise).then(
+    () => {},
+    () => {},
+  );
+  renewal = done;
+  done.then(() => {
+    if (renewal === done) renewal = null;
+  });
+  return promise;
+}
+
+/** Resolves once no token renewal is in flight. */
+export async function renewalSettled() {
+  while (renewal) await renewal;
+}
+
 /** Forget the session; `reason` is shown on the login page. */
 export function signOut(reason) {
   if (reason) sessionStorage.setItem('agenda.logoutReason', reason);

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::StoreError;
 use crate::node::StoreNode;
-use crate::types::{NodeId, NodeInfo};
+use crate::types::{NodeInfo, RaftId};
 
 /// gRPC `agenda.v1.Admin` service.
 pub(crate) struct AdminService {
@@ -22,7 +22,7 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<AdminReply>, Status>
     Ok(Response::new(AdminReply { data }))
 }
 
-fn member(m: Member) -> Result<(NodeId, NodeInfo), Status> {
+fn member(m: Member) -> Result<(RaftId, NodeInfo), Status> {
     if m.addr.is_empty() || m.node_name.is_empty() {
         return Err(StoreError::BadRequest("a member needs an address and a node name".into()).into());
     }
@@ -35,14 +35,13 @@ fn member(m: Member) -> Result<(NodeId, NodeInfo), Status> {
     ))
 }
 
-/// Map a membership-changing Raft error: not-leader carries the leader's address.
-fn membership_error<E>(e: openraft::error::RaftError<NodeId, E>) -> Status
+/// Map a membership-changing Raft error (membership changes are the leader's).
+fn membership_error<E>(e: openraft::error::RaftError<RaftId, E>) -> Status
 where
-    E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<NodeId, NodeInfo>>,
+    E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<RaftId, NodeInfo>>,
 {
-    if let Some(fwd) = e.forward_to_leader::<NodeInfo>() {
-        let leader_addr = fwd.leader_node.as_ref().map(|n| n.addr.clone());
-        return StoreError::NotLeader { leader_addr }.into();
+    if e.forward_to_leader::<NodeInfo>().is_some() {
+        return StoreError::NotLeader.into();
     }
     StoreError::Membership(e.to_string()).into()
 }
@@ -84,7 +83,7 @@ impl Admin for AdminService {
         request: Request<ChangeMembershipRequest>,
     ) -> Result<Response<AdminReply>, Status> {
         let msg = request.into_inner();
-        let voters: BTreeSet<NodeId> = msg.voters.into_iter().collect();
+        let voters: BTreeSet<RaftId> = msg.voters.into_iter().collect();
         if voters.is_empty() {
             return Err(StoreError::BadRequest("voters must not be empty".into()).into());
         }

@@ -2,24 +2,29 @@
 
 use agenda_shared::proto::RaftPayload;
 use agenda_shared::proto::raft_server::Raft as RaftRpc;
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 
-use crate::types::{NodeId, Raft, TypeConfig};
+use std::time::Instant;
 
-/// gRPC `agenda.v1.Raft` service.
+use crate::election::PreVoteRequest;
+use crate::node::StoreNode;
+use crate::types::TypeConfig;
+
+/// gRPC `agenda.v1.Raft` service. Tells the node's freshness (bounds the staleness of local
+/// reads) of every accepted `AppendEntries`, and its leader contact (pre-votes) of every
+/// message from a current leader and every vote granted.
 pub(crate) struct RaftService {
-    pub(crate) raft: Raft,
-    pub(crate) raft_id: NodeId,
+    pub(crate) node: StoreNode,
 }
 
 impl RaftService {
     /// Refuse messages meant for another incarnation of this slot.
     fn check_target(&self, payload: &RaftPayload) -> Result<(), Status> {
-        if payload.target != self.raft_id {
+        if payload.target != self.node.raft_id {
             return Err(Status::failed_precondition(format!(
                 "this store is raft id {}, not {}",
-                self.raft_id, payload.target
+                self.node.raft_id, payload.target
             )));
         }
         Ok(())
@@ -43,13 +48,30 @@ impl RaftRpc for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.check_target(request.get_ref())?;
         let req: AppendEntriesRequest<TypeConfig> = decode(&request.get_ref().data)?;
-        encode(&self.raft.append_entries(req).await)
+        let received = Instant::now();
+        let commit = req.leader_commit.map_or(0, |l| l.index);
+        let answer = self.node.raft.append_entries(req).await;
+        if let Ok(response) = &answer {
+            // Anything but "your vote is stale" came from the current leader.
+            if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+                self.node.contact.heard();
+            }
+            if response.is_success() {
+                self.node.freshness.leader_contact(received, commit);
+            }
+        }
+        encode(&answer)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.check_target(request.get_ref())?;
         let req: VoteRequest<u64> = decode(&request.get_ref().data)?;
-        encode(&self.raft.vote(req).await)
+        let answer = self.node.raft.vote(req).await;
+        if answer.as_ref().is_ok_and(|r| r.vote_granted) {
+            // As a Raft follower resets its election timer when it grants a vote.
+            self.node.contact.heard();
+        }
+        encode(&answer)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
@@ -57,6 +79,24 @@ impl RaftRpc for RaftService {
         let payload = request.into_inner();
         let mut req: InstallSnapshotRequest<TypeConfig> = decode(&payload.data)?;
         req.data = payload.blob;
-        encode(&self.raft.install_snapshot(req).await)
+        let answer = self.node.raft.install_snapshot(req).await;
+        if answer.is_ok() {
+            self.node.contact.heard();
+        }
+        encode(&answer)
+    }
+
+    async fn pre_vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_target(request.get_ref())?;
+        let req: PreVoteRequest = decode(&request.get_ref().data)?;
+        let answer = self.node.answer_pre_vote(&req).await;
+        if !answer.granted {
+            tracing::debug!(
+                candidate = req.candidate,
+                reason = answer.reason.as_deref().unwrap_or(""),
+                "pre-vote refused"
+            );
+        }
+        encode(&answer)
     }
 }

@@ -3,27 +3,31 @@
 //! - `apply` runs a whole batch of committed entries in one transaction that also moves
 //!   `last_applied` and the membership: after a crash the database holds either all or
 //!   none of a batch, so no entry is applied twice or skipped.
-//! - Snapshots are consistent copies of the database made with `VACUUM INTO` on a read
-//!   connection (the copy carries its own `last_applied`), kept under `snapshots/` and
-//!   installed on a follower with SQLite's online backup API in one step (atomic).
+//! - Snapshots (`snapshot`) are consistent copies of the database made with `VACUUM INTO`
+//!   on a read connection (the copy carries its own `last_applied`), kept under
+//!   `snapshots/` and installed on a follower with SQLite's online backup API in one step
+//!   (atomic).
 //! - Reads use a small pool of read-only connections on the blocking pool; WAL lets them
 //!   run while apply writes.
 
 mod apply;
 mod read;
 mod schema;
+mod snapshot;
+
+pub use snapshot::SnapshotBuilder;
 
 use std::fs;
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use agenda_shared::model::Notification;
-use agenda_shared::query::{Query, QueryOutcome};
+use agenda_shared::query::{Principal, Query, QueryOutcome};
 use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use openraft::{EntryPayload, OptionalSend};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -47,13 +51,6 @@ struct Inner {
     applied: watch::Sender<u64>,
     /// Serialises snapshot building and installing.
     snapshot_lock: Mutex<()>,
-}
-
-/// What `snapshots/current.json` records about the current snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SnapshotFile {
-    meta: SnapshotMeta,
-    file: String,
 }
 
 impl StateStore {
@@ -84,8 +81,9 @@ impl StateStore {
         self.inner.applied.subscribe()
     }
 
-    /// Answer a query on a read connection; returns the applied index the read saw.
-    pub async fn query(&self, query: Query) -> Result<(u64, QueryOutcome), StorageError> {
+    /// Answer a query on a read connection, for `principal` when a signed-in user asks (see
+    /// [`Principal`]); returns the applied index the read saw.
+    pub async fn query(&self, query: Query, principal: Option<Principal>) -> Result<(u64, QueryOutcome), StorageError> {
         let inner = self.inner.clone();
         blocking(move || {
             inner.with_reader(|conn| {
@@ -95,32 +93,37 @@ impl StateStore {
                     .0
                     .map(|l| l.index)
                     .unwrap_or(0);
-                let outcome = read::query(&tx, &query).map_err(|e| read_sm(&e))?;
+                let outcome = read::query(&tx, &query, principal.as_ref()).map_err(|e| read_sm(&e))?;
                 Ok((revision, outcome))
             })
         })
         .await
     }
 
-    /// Notifications with revision > `after` (optionally of one user), oldest first, and the
-    /// applied index the read saw.
+    /// Notifications after `after` (optionally of one user; see
+    /// [`read::notifications_after`] for the position), oldest first, and the applied index
+    /// the read saw. `Ok(None)` when retention has deleted notifications after `after`: the
+    /// reader missed some and must resynchronise.
     pub async fn notifications_after(
         &self,
-        after: u64,
+        after: (u64, Option<Uuid>),
         user: Option<Uuid>,
         limit: u32,
-    ) -> Result<(u64, Vec<Notification>), StorageError> {
+    ) -> Result<Option<(u64, Vec<Notification>)>, StorageError> {
         let inner = self.inner.clone();
         blocking(move || {
             inner.with_reader(|conn| {
                 let tx = conn.unchecked_transaction().map_err(|e| read_sm(&e))?;
+                if after.0 < read::notifications_pruned_through(&tx).map_err(|e| read_sm(&e))? {
+                    return Ok(None);
+                }
                 let revision = read_applied(&tx)
                     .map_err(|e| read_sm(&e))?
                     .0
                     .map(|l| l.index)
                     .unwrap_or(0);
                 let items = read::notifications_after(&tx, after, user, limit).map_err(|e| read_sm(&e))?;
-                Ok((revision, items))
+                Ok(Some((revision, items)))
             })
         })
         .await
@@ -176,6 +179,7 @@ fn dump(conn: &Connection) -> rusqlite::Result<String> {
         ("users", "id"),
         ("groups", "id"),
         ("members", "group_id, user_id"),
+        ("group_invitations", "seq"),
         ("appointments", "id"),
         ("participants", "appointment_id, user_id"),
         ("notifications", "id"),
@@ -212,114 +216,6 @@ impl Inner {
         result
     }
 
-    fn current_snapshot_file(&self) -> std::io::Result<Option<SnapshotFile>> {
-        match fs::read(self.snapshot_dir.join("current.json")) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(std::io::Error::other)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Make `file` (already durable in `snapshots/`) the current snapshot, atomically, and
-    /// delete the previous one.
-    fn set_current_snapshot(&self, meta: &SnapshotMeta, file: &str) -> std::io::Result<()> {
-        let previous = self.current_snapshot_file()?;
-        let record = SnapshotFile {
-            meta: meta.clone(),
-            file: file.to_owned(),
-        };
-        let tmp = self.snapshot_dir.join("current.json.tmp");
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(&record).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, self.snapshot_dir.join("current.json"))?;
-        fs::File::open(&self.snapshot_dir)?.sync_all()?;
-        if let Some(prev) = previous
-            && prev.file != file
-        {
-            let _ = fs::remove_file(self.snapshot_dir.join(prev.file));
-        }
-        Ok(())
-    }
-
-    fn build_snapshot(&self) -> Result<Snapshot, StorageError> {
-        let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let file = format!("{}.db", Uuid::now_v7());
-        let path = self.snapshot_dir.join(&file);
-        let snap_err = |e: &dyn std::error::Error| -> StorageError {
-            StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
-        };
-        // VACUUM INTO reads one consistent view; the copy carries its own last_applied and
-        // membership, which become the snapshot's metadata.
-        self.with_reader(|conn| {
-            conn.execute("VACUUM INTO ?1", [path.to_string_lossy()])
-                .map(|_| ())
-                .map_err(|e| snap_err(&e))
-        })?;
-        let (last_applied, membership) = {
-            let copy = Connection::open(&path).map_err(|e| snap_err(&e))?;
-            read_applied(&copy).map_err(|e| snap_err(&e))?
-        };
-        fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| snap_err(&e))?;
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, file.trim_end_matches(".db")),
-            None => format!("0-0-{}", file.trim_end_matches(".db")),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        self.set_current_snapshot(&meta, &file).map_err(|e| snap_err(&e))?;
-        let data = fs::read(&path).map_err(|e| snap_err(&e))?;
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
-    }
-
-    fn install_snapshot(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<u64, StorageError> {
-        let _guard = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let sig = Some(meta.signature());
-        let snap_err = |e: &dyn std::error::Error| -> StorageError {
-            StorageIOError::write_snapshot(sig.clone(), &std::io::Error::other(e.to_string())).into()
-        };
-        let file = format!("{}.db", Uuid::now_v7());
-        let path = self.snapshot_dir.join(&file);
-        {
-            let mut f = fs::File::create(&path).map_err(|e| snap_err(&e))?;
-            f.write_all(&data).map_err(|e| snap_err(&e))?;
-            f.sync_all().map_err(|e| snap_err(&e))?;
-        }
-        let src = Connection::open(&path).map_err(|e| snap_err(&e))?;
-        let (applied, _) = read_applied(&src).map_err(|e| snap_err(&e))?;
-        if applied != meta.last_log_id {
-            let _ = fs::remove_file(&path);
-            return Err(snap_err(&std::io::Error::other(format!(
-                "snapshot data is at {applied:?}, metadata says {:?}",
-                meta.last_log_id
-            ))));
-        }
-        {
-            let mut dst = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            // One step copies every page inside one write transaction: atomic.
-            let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(|e| snap_err(&e))?;
-            backup.step(-1).map_err(|e| snap_err(&e))?;
-            drop(backup);
-            schema::migrate(&mut dst).map_err(|e| snap_err(&e))?;
-        }
-        drop(src);
-        self.set_current_snapshot(meta, &file).map_err(|e| snap_err(&e))?;
-        let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-        tracing::info!(snapshot = %meta.snapshot_id, index, "snapshot installed");
-        Ok(index)
-    }
-
     fn apply_batch(&self, entries: Vec<Entry>) -> Result<(u64, Vec<ApplyResponse>), StorageError> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut tx = conn.transaction().map_err(|e| write_sm(&e))?;
@@ -346,18 +242,6 @@ impl Inner {
         }
         tx.commit().map_err(|e| write_sm(&e))?;
         Ok((last.map(|l| l.index).unwrap_or(0), responses))
-    }
-}
-
-/// Builds snapshots from a consistent copy of the state database.
-pub struct SnapshotBuilder {
-    inner: Arc<Inner>,
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let inner = self.inner.clone();
-        blocking(move || inner.build_snapshot()).await
     }
 }
 

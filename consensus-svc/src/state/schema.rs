@@ -107,6 +107,26 @@ const MIGRATIONS: &[&str] = &[
          start_ms = (SELECT a.start_ms FROM appointments a WHERE a.id = participants.appointment_id),
          end_ms = (SELECT a.end_ms FROM appointments a WHERE a.id = participants.appointment_id);
      CREATE INDEX participants_time ON participants(user_id, start_ms, end_ms, status);",
+    // 5: membership by consent. Invitations are kept (answered or not) for 30 days of log
+    // time: pending ones lapse then, and the answered ones still count towards the
+    // per-inviter hourly cap. Notifications are pruned by age (retention), and quotas count
+    // a user's upcoming appointments, so both get an index.
+    "CREATE TABLE group_invitations (
+         seq INTEGER PRIMARY KEY,
+         group_id TEXT NOT NULL,
+         user_id TEXT NOT NULL REFERENCES users(id),
+         rank INTEGER NOT NULL,
+         invited_by TEXT NOT NULL,
+         status TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         answered_at INTEGER
+     );
+     CREATE UNIQUE INDEX group_invitations_pending ON group_invitations(group_id, user_id) WHERE status = 'pending';
+     CREATE INDEX group_invitations_user ON group_invitations(user_id, status);
+     CREATE INDEX group_invitations_inviter ON group_invitations(invited_by, created_at);
+     CREATE INDEX group_invitations_created ON group_invitations(created_at);
+     CREATE INDEX notifications_created ON notifications(created_at);
+     CREATE INDEX appointments_owner ON appointments(owner_id, end_ms, status);",
 ];
 
 /// Bring the database to the newest schema.

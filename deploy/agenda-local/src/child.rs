@@ -1,6 +1,5 @@
 //! Child mode: run one sidecar from its environment, exactly as its own binary would.
 
-use agenda_shared::auth::ClusterSecret;
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
@@ -14,14 +13,16 @@ pub(crate) async fn run(kind: &str) -> anyhow::Result<()> {
     match kind {
         "store" => {
             let env: consensus_svc::EnvConfig = agenda_shared::config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let secret = ClusterSecret::from_env().context("cluster secret")?;
-            let config = env.into_config(secret, None).map_err(|e| anyhow::anyhow!(e))?;
+            let secret = env.cluster_secret().context("cluster secret")?;
+            let tls = env.cluster_tls().context("cluster links")?;
+            let config = env.into_config(secret, tls, None).map_err(|e| anyhow::anyhow!(e))?;
             consensus_svc::App::build(config).await?.run(token).await?;
         }
         "discovery" => {
             let env: discovery_svc::EnvConfig = agenda_shared::config::load().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let secret = ClusterSecret::from_env().context("cluster secret")?;
-            let config = env.into_config(secret, None).map_err(|e| anyhow::anyhow!(e))?;
+            let secret = env.cluster_secret().context("cluster secret")?;
+            let tls = env.cluster_tls().context("cluster links")?;
+            let config = env.into_config(secret, tls, None).map_err(|e| anyhow::anyhow!(e))?;
             discovery_svc::App::build(config).await?.run(token).await?;
         }
         "api" => {

@@ -2,17 +2,20 @@
 //!
 //! ```text
 //! agenda-local [--slots N] [--data-dir DIR] [--api-base-port P]
+//! agenda-local certs --out DIR [--new-ca]
 //! ```
 //!
 //! Starts N slots (default 7) × 3 sidecars (discovery agent, store, API) as separate
 //! processes by re-executing itself (`agenda-local __child <kind>`), all on 127.0.0.1:
 //! slot k's API listens on P+k (default P = 8080), its store on P+100+k, its agent on
 //! P+200+k. Data lives under one folder (default `./agenda-data`): `slot-k/{store,
-//! discovery}`, the secrets generated on the first run (`secrets/`, mode 0600) and the
+//! discovery}`, the secrets generated on the first run (`secrets/`, mode 0600), the cluster
+//! CA and one certificate per sidecar (`pki/`, mode 0600; every link is mutual TLS) and the
 //! children's logs (`logs/`). It prints one line with `ready` and the UI URL once every
 //! API is ready and a leader exists, restarts a child that dies, and on Ctrl-C or SIGTERM
 //! stops every child cleanly. Starting again resumes the same data.
 
+mod certs;
 mod child;
 mod supervisor;
 
@@ -20,6 +23,7 @@ use std::path::PathBuf;
 
 fn usage() -> ! {
     eprintln!("usage: agenda-local [--slots N] [--data-dir DIR] [--api-base-port P]");
+    eprintln!("       agenda-local certs --out DIR [--new-ca]");
     std::process::exit(2)
 }
 
@@ -61,6 +65,9 @@ fn parse(args: &[String]) -> Options {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("certs") {
+        return certs::command(&args[1..]);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     if args.first().map(String::as_str) == Some("__child") {
         let kind = args.get(1).cloned().unwrap_or_default();

@@ -61,12 +61,32 @@ struct Running {
     slot: u32,
     kind: &'static str,
     child: Child,
-    restarts: u32,
+    /// When the current process started.
+    started: Instant,
+    /// Exits in a row, each after a short run (see [`HEALTHY_RUN`]).
+    crashes: u32,
+    /// The child exited: start it again at this moment.
+    restart_at: Option<Instant>,
+}
+
+/// A child that ran this long before it exited is restarted as promptly as the first
+/// time: the back-off is for crash loops, not for a store killed once an hour.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+/// How long to wait before restarting a child after its `crashes`-th exit in a row:
+/// 200 ms the first time (a killed store is back within a fraction of a second), then
+/// one more second per exit, at most ten.
+fn restart_delay(crashes: u32) -> Duration {
+    match crashes {
+        0 | 1 => Duration::from_millis(200),
+        n => Duration::from_secs(u64::from((n - 1).min(10))),
+    }
 }
 
 struct Supervisor {
     options: Options,
     exe: PathBuf,
+    certs: BTreeMap<(u32, String), crate::certs::SidecarFiles>,
     data_dir: PathBuf,
     hmac: PathBuf,
     jwt: PathBuf,
@@ -85,6 +105,11 @@ impl Supervisor {
         };
         set("NODE_ID", node);
         set("CLUSTER_HMAC_SECRET_FILE", self.hmac.display().to_string());
+        if let Some(files) = self.certs.get(&(slot, kind.to_owned())) {
+            set("CLUSTER_TLS_CA_FILE", files.ca.display().to_string());
+            set("CLUSTER_TLS_CERT_FILE", files.cert.display().to_string());
+            set("CLUSTER_TLS_KEY_FILE", files.key.display().to_string());
+        }
         set("LOG_FORMAT", "text".into());
         match kind {
             "discovery" => {
@@ -147,8 +172,9 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        // Besides the basics, the API's login limits: a load test registers hundreds of
-        // users from one address (scripts/bench.sh raises the per-IP budget).
+        // Besides the basics, the API's per-IP limits: a load test registers hundreds of
+        // users from one address (scripts/bench.sh raises the per-IP budget), and the
+        // contract tests try many unknown feed URLs.
         for keep in [
             "PATH",
             "HOME",
@@ -156,7 +182,9 @@ impl Supervisor {
             "RUST_BACKTRACE",
             "TMPDIR",
             "LOGIN_PER_IP_PER_MINUTE",
-            "LOGIN_PER_ACCOUNT_PER_MINUTE",
+            "LOGIN_FREE_FAILURES",
+            "FEED_FAILURES_PER_IP_PER_MINUTE",
+            "TRUSTED_PROXIES",
         ] {
             if let Ok(v) = std::env::var(keep) {
                 cmd.env(keep, v);
@@ -202,8 +230,10 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         }
     }
     let secrets = data_dir.join("secrets");
+    let certs = crate::certs::ensure_local(&data_dir.join("pki"), options.slots, &KINDS)?;
     let sup = Supervisor {
         exe: std::env::current_exe().context("own executable")?,
+        certs: certs.into_iter().collect(),
         hmac: ensure_secret(&secrets, "cluster_hmac")?,
         jwt: ensure_secret(&secrets, "jwt")?,
         audit: ensure_secret(&secrets, "audit_token")?,
@@ -224,7 +254,9 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
                 slot,
                 kind,
                 child: sup.spawn(slot, kind)?,
-                restarts: 0,
+                started: Instant::now(),
+                crashes: 0,
+                restart_at: None,
             });
         }
     }
@@ -233,29 +265,36 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     agenda_shared::shutdown::cancel_on_signal(shutdown.clone());
     let started = Instant::now();
     let mut announced = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     while !shutdown.is_cancelled() {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
         for r in children.iter_mut() {
+            if let Some(at) = r.restart_at {
+                if Instant::now() >= at {
+                    r.child = sup.spawn(r.slot, r.kind)?;
+                    r.started = Instant::now();
+                    r.restart_at = None;
+                }
+                continue;
+            }
             if let Ok(Some(status)) = r.child.try_wait() {
-                r.restarts += 1;
-                let backoff = Duration::from_secs(u64::from(r.restarts.min(10)));
+                if r.started.elapsed() >= HEALTHY_RUN {
+                    r.crashes = 0;
+                }
+                r.crashes += 1;
+                let delay = restart_delay(r.crashes);
                 eprintln!(
-                    "agenda-local: slot {} {} exited ({status}); restarting in {}s (see logs/slot-{}-{}.log)",
+                    "agenda-local: slot {} {} exited ({status}); restarting in {:.1}s (see logs/slot-{}-{}.log)",
                     r.slot,
                     r.kind,
-                    backoff.as_secs(),
+                    delay.as_secs_f32(),
                     r.slot,
                     r.kind
                 );
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                r.child = sup.spawn(r.slot, r.kind)?;
+                r.restart_at = Some(Instant::now() + delay);
             }
         }
         if !announced {
@@ -286,11 +325,11 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     }
 
     println!("agenda-local: stopping {} processes", children.len());
-    for r in &children {
+    for r in children.iter().filter(|r| r.restart_at.is_none()) {
         signal(&r.child, Signal::SIGTERM);
     }
     let deadline = Instant::now() + STOP_GRACE;
-    for r in children.iter_mut() {
+    for r in children.iter_mut().filter(|r| r.restart_at.is_none()) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, r.child.wait()).await {
             Ok(_) => {}
@@ -305,4 +344,17 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     }
     println!("agenda-local: stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_delay_grows_with_a_crash_loop_and_is_short_for_a_single_exit() {
+        assert_eq!(restart_delay(1), Duration::from_millis(200));
+        assert_eq!(restart_delay(2), Duration::from_secs(1));
+        assert_eq!(restart_delay(5), Duration::from_secs(4));
+        assert_eq!(restart_delay(50), Duration::from_secs(10), "capped");
+    }
 }

@@ -237,7 +237,7 @@ pub(crate) async fn run(api: &Api, timeout: Duration) -> anyhow::Result<()> {
         .context("create a group")?;
     let group_id = group["id"].as_str().context("group id")?.to_owned();
     report.ok(&format!("alice created group {group_id} via {}", api.name(0)));
-    let members = api
+    let invited = api
         .call(
             &Call::post(
                 format!("/api/groups/{group_id}/members"),
@@ -248,14 +248,29 @@ pub(crate) async fn run(api: &Api, timeout: Duration) -> anyhow::Result<()> {
             1,
         )
         .await?
-        .expect(201)
-        .context("add bob")?;
+        .expect(202)
+        .context("invite bob")?;
+    ensure!(invited["status"] == "invited", "invitation: {}", short(&invited));
+    let members = api
+        .call(
+            &Call::post(format!("/api/groups/{group_id}/join"), json!({}))
+                .token(&bob.token)
+                .pinned(),
+            2 % n,
+        )
+        .await?
+        .expect(200)
+        .context("bob joins")?;
     ensure!(
         members["members"].as_array().map(Vec::len) == Some(2),
-        "group after adding bob: {}",
+        "group after bob joined: {}",
         short(&members)
     );
-    report.ok(&format!("bob added via {}", api.name(1)));
+    report.ok(&format!(
+        "bob invited via {} and joined via {}",
+        api.name(1),
+        api.name(2 % n)
+    ));
     let ws_slot = 2 % n;
     let (mut socket, ready_rev) = open_socket(api, ws_slot, &bob.token).await?;
     report.ok(&format!(

@@ -146,7 +146,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank - 1]
 }
 
-/// Every appointment of the writer user in `[base, base + steps × 30 min)`, by id.
+/// Every appointment of the writer user in `[base, base + steps × 30 min)`, by id: each
+/// range window page by page (`next_cursor`), as a listing is answered in bounded pages.
 async fn list_all(api: &Api, token: &str, base: OffsetDateTime, steps: u64) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     let mut from = 0u64;
@@ -154,15 +155,26 @@ async fn list_all(api: &Api, token: &str, base: OffsetDateTime, steps: u64) -> a
         let to = (from + WINDOW_STEPS).min(steps);
         let start = base + time::Duration::minutes(STEP_MINUTES * i64::try_from(from)?);
         let end = base + time::Duration::minutes(STEP_MINUTES * i64::try_from(to)?);
-        let path = format!("/api/appointments?start={}&end={}", rfc3339(start)?, rfc3339(end)?);
-        let page = api
-            .call(&Call::get(path).token(token), 0)
-            .await?
-            .expect(200)
-            .context("list the written appointments")?;
-        for a in page["appointments"].as_array().context("appointments")? {
-            if let Some(id) = a["id"].as_str() {
-                ids.insert(id.to_owned());
+        let window = format!("/api/appointments?start={}&end={}", rfc3339(start)?, rfc3339(end)?);
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("{window}&cursor={c}"),
+                None => window.clone(),
+            };
+            let page = api
+                .call(&Call::get(path).token(token), 0)
+                .await?
+                .expect(200)
+                .context("list the written appointments")?;
+            for a in page["appointments"].as_array().context("appointments")? {
+                if let Some(id) = a["id"].as_str() {
+                    ids.insert(id.to_owned());
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
             }
         }
         from = to;

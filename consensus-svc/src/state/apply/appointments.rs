@@ -12,7 +12,7 @@ use rusqlite::params;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Ctx, Handled, read, reject};
+use super::{Applied, ApplyError, Ctx, read};
 use crate::state::read::AppointmentRow;
 
 /// A new appointment, as proposed.
@@ -120,42 +120,40 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    pub(super) fn create_appointment(&self, new: &NewAppointment<'_>) -> Handled {
-        let actor = reject!(self.actor()?);
-        let title = reject!(validate::text("title", new.title, validate::MAX_TITLE, true));
-        let description = reject!(validate::text(
-            "description",
-            new.description,
-            validate::MAX_DESCRIPTION,
-            false
-        ));
-        reject!(validate::interval(new.start_ms, new.end_ms));
+    pub(super) fn create_appointment(&self, new: &NewAppointment<'_>) -> Applied {
+        let actor = self.actor()?;
+        let title = validate::text("title", new.title, validate::MAX_TITLE, true)?;
+        let description = validate::text("description", new.description, validate::MAX_DESCRIPTION, false)?;
+        validate::interval(new.start_ms, new.end_ms)?;
+        self.check_appointments_quota(actor)?;
         // The group (and the actor's rank in it) before anything else: a non-member must
         // not learn whether the group exists.
         let group = match new.group_id {
             None => None,
             Some(g) => {
                 let Some(group) = read::group_row(self.tx, g)? else {
-                    return Ok(Err(Rejection::not_found("group")));
+                    return Err(Rejection::not_found("group").into());
                 };
                 let Some(rank) = read::member_rank(self.tx, g, actor)? else {
-                    return Ok(Err(Rejection::not_found("group")));
+                    return Err(Rejection::not_found("group").into());
                 };
                 Some((group, rank))
             }
         };
         if read::appointment_exists(self.tx, new.id)? {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "appointment id already exists".into(),
                 ids: vec![new.id],
-            }));
+            }
+            .into());
         }
         let clashes = self.conflicts(actor, new.start_ms, new.end_ms, None)?;
         if !clashes.is_empty() {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "the time overlaps appointments in your agenda".into(),
                 ids: clashes,
-            }));
+            }
+            .into());
         }
         let members = match &group {
             Some((g, _)) => read::members(self.tx, g.id)?,
@@ -204,41 +202,39 @@ impl Ctx<'_> {
             }
         }
         let appointment = read::appointment_for(self.tx, new.id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok(Ok(Accepted::Appointment { appointment }))
+        Ok(Accepted::Appointment { appointment })
     }
 
     /// Load an appointment the actor owns, checking the expected version.
-    fn owned_appointment(
-        &self,
-        id: Uuid,
-        actor: Uuid,
-        if_version: Option<u64>,
-    ) -> rusqlite::Result<Result<AppointmentRow, Rejection>> {
+    fn owned_appointment(&self, id: Uuid, actor: Uuid, if_version: Option<u64>) -> Result<AppointmentRow, ApplyError> {
         let Some(row) = read::appointment_row(self.tx, id)? else {
-            return Ok(Err(Rejection::not_found("appointment")));
+            return Err(Rejection::not_found("appointment").into());
         };
         if row.owner_id != actor {
             let visible = read::can_see_appointment(self.tx, &row, actor)?;
-            return Ok(Err(if visible {
+            return Err(if visible {
                 Rejection::forbidden("only the owner may change this appointment")
             } else {
                 Rejection::not_found("appointment")
-            }));
+            }
+            .into());
         }
         if row.status == AppointmentStatus::Cancelled {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "the appointment is cancelled".into(),
                 ids: vec![id],
-            }));
+            }
+            .into());
         }
         if let Some(expected) = if_version
             && expected != row.version
         {
-            return Ok(Err(Rejection::PreconditionFailed {
+            return Err(Rejection::PreconditionFailed {
                 current_version: row.version,
-            }));
+            }
+            .into());
         }
-        Ok(Ok(row))
+        Ok(row)
     }
 
     pub(super) fn update_appointment(
@@ -246,28 +242,33 @@ impl Ctx<'_> {
         id: Uuid,
         if_version: Option<u64>,
         changes: &AppointmentChanges<'_>,
-    ) -> Handled {
-        let actor = reject!(self.actor()?);
-        let row = reject!(self.owned_appointment(id, actor, if_version)?);
+    ) -> Applied {
+        let actor = self.actor()?;
+        let row = self.owned_appointment(id, actor, if_version)?;
         let title = match changes.title {
-            Some(t) => reject!(validate::text("title", t, validate::MAX_TITLE, true)),
+            Some(t) => validate::text("title", t, validate::MAX_TITLE, true)?,
             None => row.title.clone(),
         };
         let description = match changes.description {
-            Some(d) => reject!(validate::text("description", d, validate::MAX_DESCRIPTION, false)),
+            Some(d) => validate::text("description", d, validate::MAX_DESCRIPTION, false)?,
             None => row.description.clone(),
         };
         let start = changes.start_ms.unwrap_or(row.start_ms);
         let end = changes.end_ms.unwrap_or(row.end_ms);
-        reject!(validate::interval(start, end));
+        validate::interval(start, end)?;
         let rescheduled = start != row.start_ms || end != row.end_ms;
+        // An appointment that had ended counts towards the quota again once moved ahead.
+        if row.end_ms <= self.now() && end > self.now() {
+            self.check_appointments_quota(actor)?;
+        }
         if rescheduled {
             let clashes = self.conflicts(actor, start, end, Some(id))?;
             if !clashes.is_empty() {
-                return Ok(Err(Rejection::Conflict {
+                return Err(Rejection::Conflict {
                     reason: "the new time overlaps appointments in your agenda".into(),
                     ids: clashes,
-                }));
+                }
+                .into());
             }
         }
         let privacy = changes.privacy.unwrap_or(row.privacy);
@@ -296,7 +297,7 @@ impl Ctx<'_> {
             self.notify_participants(id, "appointment_updated", json!({ "rescheduled": rescheduled }), actor)?;
         }
         let appointment = read::appointment_for(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok(Ok(Accepted::Appointment { appointment }))
+        Ok(Accepted::Appointment { appointment })
     }
 
     /// RFC 6638: after a significant change, everyone who had to accept must accept again;
@@ -334,9 +335,9 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    pub(super) fn delete_appointment(&self, id: Uuid, if_version: Option<u64>) -> Handled {
-        let actor = reject!(self.actor()?);
-        let row = reject!(self.owned_appointment(id, actor, if_version)?);
+    pub(super) fn delete_appointment(&self, id: Uuid, if_version: Option<u64>) -> Applied {
+        let actor = self.actor()?;
+        let row = self.owned_appointment(id, actor, if_version)?;
         if row.group_id.is_none() {
             self.tx
                 .exec("DELETE FROM appointments WHERE id = ?1", [id.to_string()])?;
@@ -344,41 +345,44 @@ impl Ctx<'_> {
             self.set_status(id, AppointmentStatus::Cancelled)?;
             self.notify_participants(id, "appointment_cancelled", json!({ "reason": "deleted" }), actor)?;
         }
-        Ok(Ok(Accepted::Deleted { id }))
+        Ok(Accepted::Deleted { id })
     }
 
-    pub(super) fn respond(&self, id: Uuid, accept: bool) -> Handled {
-        let actor = reject!(self.actor()?);
+    pub(super) fn respond(&self, id: Uuid, accept: bool) -> Applied {
+        let actor = self.actor()?;
         let Some(row) = read::appointment_row(self.tx, id)? else {
-            return Ok(Err(Rejection::not_found("appointment")));
+            return Err(Rejection::not_found("appointment").into());
         };
         let Some(me) = read::participant(self.tx, id, actor)? else {
-            return Ok(Err(if read::can_see_appointment(self.tx, &row, actor)? {
+            return Err(if read::can_see_appointment(self.tx, &row, actor)? {
                 Rejection::forbidden("you are not invited to this appointment")
             } else {
                 Rejection::not_found("appointment")
-            }));
+            }
+            .into());
         };
         if row.owner_id == actor {
-            return Ok(Err(Rejection::forbidden(
+            return Err(Rejection::forbidden(
                 "the owner does not answer their own appointment; change or delete it instead",
-            )));
+            )
+            .into());
         }
         if row.status == AppointmentStatus::Cancelled {
             if accept {
-                return Ok(Err(Rejection::Conflict {
+                return Err(Rejection::Conflict {
                     reason: "the appointment is cancelled".into(),
                     ids: vec![id],
-                }));
+                }
+                .into());
             }
             // Declining always works; on a cancelled appointment it only records the answer.
             self.set_participant(id, actor, ParticipantStatus::Declined, false)?;
             let appointment = read::appointment_for(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             let participant = read::participant(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-            return Ok(Ok(Accepted::Responded {
+            return Ok(Accepted::Responded {
                 appointment,
                 participant,
-            }));
+            });
         }
         let group_type = match row.group_id {
             Some(g) => read::group_row(self.tx, g)?.map(|g| g.group_type),
@@ -388,10 +392,11 @@ impl Ctx<'_> {
             if !me.status.is_busy() {
                 let clashes = self.conflicts(actor, row.start_ms, row.end_ms, Some(id))?;
                 if !clashes.is_empty() {
-                    return Ok(Err(Rejection::Conflict {
+                    return Err(Rejection::Conflict {
                         reason: "accepting would double-book you".into(),
                         ids: clashes,
-                    }));
+                    }
+                    .into());
                 }
             }
             if me.status != ParticipantStatus::Accepted {
@@ -429,10 +434,10 @@ impl Ctx<'_> {
         }
         let appointment = read::appointment_for(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         let participant = read::participant(self.tx, id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok(Ok(Accepted::Responded {
+        Ok(Accepted::Responded {
             appointment,
             participant,
-        }))
+        })
     }
 
     /// After a member leaves or is removed: drop their unanswered invitations to the
@@ -447,6 +452,43 @@ impl Ctx<'_> {
             if removed > 0 {
                 self.confirm_if_everyone_accepted(id)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Consent rules: `user` left the group or was removed. They leave every appointment of
+    /// the group that has not started yet, whatever their answer was (the organiser is told
+    /// with `participant_left`); the ones they organised themselves are cancelled for the
+    /// others (`appointment_cancelled`, reason `organiser_left`). Past and running ones
+    /// stay as they were: history. A non-hierarchical meeting that was waiting only for
+    /// them is confirmed.
+    pub(super) fn leave_future_appointments(&self, group_id: Uuid, user: Uuid) -> rusqlite::Result<()> {
+        for row in read::upcoming_group_appointments(self.tx, group_id, self.now())? {
+            if row.owner_id == user {
+                self.set_status(row.id, AppointmentStatus::Cancelled)?;
+                self.notify_participants(
+                    row.id,
+                    "appointment_cancelled",
+                    json!({ "reason": "organiser_left" }),
+                    user,
+                )?;
+                continue;
+            }
+            let removed = self.tx.exec(
+                "DELETE FROM participants WHERE appointment_id = ?1 AND user_id = ?2",
+                params![row.id.to_string(), user.to_string()],
+            )?;
+            if removed == 0 {
+                continue;
+            }
+            self.tx.exec(
+                "UPDATE appointments SET version = version + 1, updated_at = ?2 WHERE id = ?1",
+                params![row.id.to_string(), self.now()],
+            )?;
+            let mut payload = self.appointment_payload(&row);
+            payload["user_id"] = json!(user);
+            self.notify(row.owner_id, "participant_left", payload)?;
+            self.confirm_if_everyone_accepted(row.id)?;
         }
         Ok(())
     }

@@ -5,7 +5,9 @@
 //! rank is 0 and only the creator manages members. Anyone may leave; when the creator
 //! leaves, the most senior remaining member (earliest joined among equals) becomes the
 //! creator with the leaver's rank, and a group left empty is deleted. A non-member is told
-//! the group does not exist.
+//! the group does not exist. Under the consent rules people join only by accepting an
+//! invitation (`invitations.rs`), and leaving or removal takes them out of the group's
+//! appointments that have not started.
 
 use crate::sqlite::Cached;
 use agenda_shared::command::{Accepted, Rejection};
@@ -15,33 +17,40 @@ use rusqlite::params;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Ctx, Handled, read, reject};
+use super::{Applied, ApplyError, Ctx, read};
 use crate::state::read::GroupRow;
 
 /// Rank the creator of a hierarchical group gets when the command names none.
 const DEFAULT_CREATOR_RANK: u32 = 100;
 /// Highest rank anyone may hold.
 const MAX_RANK: u32 = 1_000_000;
-/// Longest group name.
-const MAX_GROUP_NAME: usize = 100;
-/// Longest group description.
-const MAX_GROUP_DESCRIPTION: usize = 1_000;
 
 impl Ctx<'_> {
     /// The group and the actor's rank in it; non-members get `NotFound`.
-    fn membership(&self, group_id: Uuid, actor: Uuid) -> rusqlite::Result<Result<(GroupRow, u32), Rejection>> {
+    pub(super) fn membership(&self, group_id: Uuid, actor: Uuid) -> Result<(GroupRow, u32), ApplyError> {
         let Some(group) = read::group_row(self.tx, group_id)? else {
-            return Ok(Err(Rejection::not_found("group")));
+            return Err(Rejection::not_found("group").into());
         };
         match read::member_rank(self.tx, group_id, actor)? {
-            Some(rank) => Ok(Ok((group, rank))),
-            None => Ok(Err(Rejection::not_found("group"))),
+            Some(rank) => Ok((group, rank)),
+            None => Err(Rejection::not_found("group").into()),
         }
     }
 
-    fn group_result(&self, group_id: Uuid, actor: Uuid) -> Handled {
+    /// What leaving or removal does to the person's participations: under the consent
+    /// rules they leave every appointment of the group that has not started (see
+    /// `leave_future_appointments`); under rules 1 only their unanswered invitations go.
+    fn after_departure(&self, group_id: Uuid, user: Uuid) -> rusqlite::Result<()> {
+        if self.consent_rules() {
+            self.leave_future_appointments(group_id, user)
+        } else {
+            self.drop_pending_invitations(group_id, user)
+        }
+    }
+
+    pub(super) fn group_result(&self, group_id: Uuid, actor: Uuid) -> Applied {
         let group = read::group_view(self.tx, group_id, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok(Ok(Accepted::Group { group }))
+        Ok(Accepted::Group { group })
     }
 
     pub(super) fn create_group(
@@ -51,22 +60,24 @@ impl Ctx<'_> {
         description: &str,
         group_type: GroupType,
         creator_rank: Option<u32>,
-    ) -> Handled {
-        let actor = reject!(self.actor()?);
-        let name = reject!(validate::text("name", name, MAX_GROUP_NAME, true));
-        let description = reject!(validate::text("description", description, MAX_GROUP_DESCRIPTION, false));
+    ) -> Applied {
+        let actor = self.actor()?;
+        self.check_groups_quota(actor)?;
+        let name = validate::group_name(name)?;
+        let description = validate::group_description(description)?;
         let rank = match group_type {
             GroupType::Hierarchical => creator_rank.unwrap_or(DEFAULT_CREATOR_RANK),
             GroupType::NonHierarchical => 0,
         };
         if group_type == GroupType::Hierarchical && !(1..=MAX_RANK).contains(&rank) {
-            return Ok(Err(Rejection::invalid("creator_rank", "must be between 1 and 1000000")));
+            return Err(Rejection::invalid("creator_rank", "must be between 1 and 1000000").into());
         }
         if read::group_row(self.tx, id)?.is_some() {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "group id already exists".into(),
                 ids: vec![id],
-            }));
+            }
+            .into());
         }
         self.tx.exec(
             "INSERT INTO groups (id, name, description, group_type, creator_id, created_at, updated_at)
@@ -87,18 +98,18 @@ impl Ctx<'_> {
         self.group_result(id, actor)
     }
 
-    pub(super) fn update_group(&self, id: Uuid, name: Option<&str>, description: Option<&str>) -> Handled {
-        let actor = reject!(self.actor()?);
-        let (group, _) = reject!(self.membership(id, actor)?);
+    pub(super) fn update_group(&self, id: Uuid, name: Option<&str>, description: Option<&str>) -> Applied {
+        let actor = self.actor()?;
+        let (group, _) = self.membership(id, actor)?;
         if group.creator_id != actor {
-            return Ok(Err(Rejection::forbidden("only the creator may rename the group")));
+            return Err(Rejection::forbidden("only the creator may rename the group").into());
         }
         let name = match name {
-            Some(n) => reject!(validate::text("name", n, MAX_GROUP_NAME, true)),
+            Some(n) => validate::group_name(n)?,
             None => group.name,
         };
         let description = match description {
-            Some(d) => reject!(validate::text("description", d, MAX_GROUP_DESCRIPTION, false)),
+            Some(d) => validate::group_description(d)?,
             None => group.description,
         };
         self.tx.exec(
@@ -108,20 +119,21 @@ impl Ctx<'_> {
         self.group_result(id, actor)
     }
 
-    pub(super) fn delete_group(&self, id: Uuid) -> Handled {
-        let actor = reject!(self.actor()?);
-        let (group, _) = reject!(self.membership(id, actor)?);
+    pub(super) fn delete_group(&self, id: Uuid) -> Applied {
+        let actor = self.actor()?;
+        let (group, _) = self.membership(id, actor)?;
         if group.creator_id != actor {
-            return Ok(Err(Rejection::forbidden("only the creator may delete the group")));
+            return Err(Rejection::forbidden("only the creator may delete the group").into());
         }
         self.remove_group(&group, actor)?;
-        Ok(Ok(Accepted::Deleted { id }))
+        Ok(Accepted::Deleted { id })
     }
 
     /// Cancel the group's appointments, notify its members and delete it.
     fn remove_group(&self, group: &GroupRow, actor: Uuid) -> rusqlite::Result<()> {
         let id = group.id;
         self.cancel_group_appointments(id, actor)?;
+        self.withdraw_all_invitations(group)?;
         for m in read::members(self.tx, id)? {
             if m.user_id != actor {
                 self.notify(
@@ -137,7 +149,7 @@ impl Ctx<'_> {
 
     /// The creator leaves: hand the group to the most senior remaining member, or delete
     /// it when nobody remains.
-    fn creator_leaves(&self, group: &GroupRow, actor: Uuid, actor_rank: u32) -> Handled {
+    fn creator_leaves(&self, group: &GroupRow, actor: Uuid, actor_rank: u32) -> Applied {
         let successor = read::members(self.tx, group.id)?
             .into_iter()
             .filter(|m| m.user_id != actor)
@@ -149,7 +161,7 @@ impl Ctx<'_> {
             });
         let Some(successor) = successor else {
             self.remove_group(group, actor)?;
-            return Ok(Ok(Accepted::Deleted { id: group.id }));
+            return Ok(Accepted::Deleted { id: group.id });
         };
         self.tx.exec(
             "DELETE FROM members WHERE group_id = ?1 AND user_id = ?2",
@@ -163,47 +175,55 @@ impl Ctx<'_> {
             "UPDATE groups SET creator_id = ?2, updated_at = ?3 WHERE id = ?1",
             params![group.id.to_string(), successor.user_id.to_string(), self.now()],
         )?;
-        self.drop_pending_invitations(group.id, actor)?;
+        self.after_departure(group.id, actor)?;
         self.notify(
             successor.user_id,
             "group_member_removed",
             json!({ "user_id": actor, "group_id": group.id, "group_name": group.name, "left": true, "new_creator": successor.user_id }),
         )?;
-        Ok(Ok(Accepted::Deleted { id: group.id }))
+        Ok(Accepted::Deleted { id: group.id })
     }
 
-    pub(super) fn add_member(&self, id: Uuid, user: Uuid, rank: u32) -> Handled {
-        let actor = reject!(self.actor()?);
-        let (group, actor_rank) = reject!(self.membership(id, actor)?);
+    /// Rules 1 only: add a member without asking them.
+    pub(super) fn add_member(&self, id: Uuid, user: Uuid, rank: u32) -> Applied {
+        if self.consent_rules() {
+            return Err(Rejection::invalid("command", "members join by invitation: invite them (InviteMember)").into());
+        }
+        let actor = self.actor()?;
+        let (group, actor_rank) = self.membership(id, actor)?;
         match group.group_type {
             GroupType::Hierarchical if rank >= actor_rank => {
-                return Ok(Err(Rejection::forbidden(format!(
+                return Err(Rejection::forbidden(format!(
                     "you may only add members below your own rank ({actor_rank})"
-                ))));
+                ))
+                .into());
             }
             GroupType::NonHierarchical if group.creator_id != actor => {
-                return Ok(Err(Rejection::forbidden(
-                    "only the creator manages the members of this group",
-                )));
+                return Err(Rejection::forbidden("only the creator manages the members of this group").into());
             }
             GroupType::NonHierarchical if rank != 0 => {
-                return Ok(Err(Rejection::invalid("rank", "non-hierarchical groups have no ranks")));
+                return Err(Rejection::invalid("rank", "non-hierarchical groups have no ranks").into());
             }
             _ => {}
         }
         if !read::user_exists(self.tx, user)? {
-            return Ok(Err(Rejection::not_found("user")));
+            return Err(Rejection::not_found("user").into());
         }
         if read::member_rank(self.tx, id, user)?.is_some() {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "already a member of the group".into(),
                 ids: vec![],
-            }));
+            }
+            .into());
         }
         self.tx.exec(
             "INSERT INTO members (group_id, user_id, rank, joined_at) VALUES (?1, ?2, ?3, ?4)",
             params![id.to_string(), user.to_string(), rank, self.now()],
         )?;
+        // A pending invitation (sent by a new API during a rolling upgrade) is answered.
+        if let Some(invitation) = read::pending_invitation(self.tx, id, user)? {
+            self.answer(&invitation, agenda_shared::model::InvitationStatus::Joined)?;
+        }
         self.notify(
             user,
             "group_member_added",
@@ -212,27 +232,23 @@ impl Ctx<'_> {
         self.group_result(id, actor)
     }
 
-    pub(super) fn change_rank(&self, id: Uuid, user: Uuid, rank: u32) -> Handled {
-        let actor = reject!(self.actor()?);
-        let (group, actor_rank) = reject!(self.membership(id, actor)?);
+    pub(super) fn change_rank(&self, id: Uuid, user: Uuid, rank: u32) -> Applied {
+        let actor = self.actor()?;
+        let (group, actor_rank) = self.membership(id, actor)?;
         if group.group_type == GroupType::NonHierarchical {
-            return Ok(Err(Rejection::invalid("rank", "non-hierarchical groups have no ranks")));
+            return Err(Rejection::invalid("rank", "non-hierarchical groups have no ranks").into());
         }
         let Some(current) = read::member_rank(self.tx, id, user)? else {
-            return Ok(Err(Rejection::not_found("member")));
+            return Err(Rejection::not_found("member").into());
         };
         if user == actor {
-            return Ok(Err(Rejection::forbidden("you cannot change your own rank")));
+            return Err(Rejection::forbidden("you cannot change your own rank").into());
         }
         if current >= actor_rank {
-            return Ok(Err(Rejection::forbidden(
-                "only a more senior member may change this rank",
-            )));
+            return Err(Rejection::forbidden("only a more senior member may change this rank").into());
         }
         if rank >= actor_rank {
-            return Ok(Err(Rejection::forbidden(format!(
-                "the new rank must be below your own ({actor_rank})"
-            ))));
+            return Err(Rejection::forbidden(format!("the new rank must be below your own ({actor_rank})")).into());
         }
         self.tx.exec(
             "UPDATE members SET rank = ?3 WHERE group_id = ?1 AND user_id = ?2",
@@ -241,11 +257,14 @@ impl Ctx<'_> {
         self.group_result(id, actor)
     }
 
-    pub(super) fn remove_member(&self, id: Uuid, user: Uuid) -> Handled {
-        let actor = reject!(self.actor()?);
-        let (group, actor_rank) = reject!(self.membership(id, actor)?);
+    pub(super) fn remove_member(&self, id: Uuid, user: Uuid) -> Applied {
+        let actor = self.actor()?;
+        let (group, actor_rank) = self.membership(id, actor)?;
         let Some(target_rank) = read::member_rank(self.tx, id, user)? else {
-            return Ok(Err(Rejection::not_found("member")));
+            if self.consent_rules() && user != actor {
+                return self.withdraw_invitation(&group, actor, actor_rank, user);
+            }
+            return Err(Rejection::not_found("member").into());
         };
         let leaving = user == actor;
         if leaving && group.creator_id == actor {
@@ -257,17 +276,18 @@ impl Ctx<'_> {
                 GroupType::NonHierarchical => group.creator_id == actor,
             };
             if !allowed {
-                return Ok(Err(Rejection::forbidden(match group.group_type {
+                return Err(Rejection::forbidden(match group.group_type {
                     GroupType::Hierarchical => "you may only remove members below your own rank",
                     GroupType::NonHierarchical => "only the creator manages the members of this group",
-                })));
+                })
+                .into());
             }
         }
         self.tx.exec(
             "DELETE FROM members WHERE group_id = ?1 AND user_id = ?2",
             params![id.to_string(), user.to_string()],
         )?;
-        self.drop_pending_invitations(id, user)?;
+        self.after_departure(id, user)?;
         let payload = json!({ "group_id": id, "group_name": group.name, "removed_by": actor, "left": leaving });
         if leaving {
             self.notify(
@@ -275,7 +295,7 @@ impl Ctx<'_> {
                 "group_member_removed",
                 json!({ "user_id": user, "group_id": id, "group_name": group.name, "left": true }),
             )?;
-            Ok(Ok(Accepted::Deleted { id }))
+            Ok(Accepted::Deleted { id })
         } else {
             self.notify(user, "group_member_removed", payload)?;
             self.group_result(id, actor)

@@ -8,24 +8,50 @@
 
 mod appointments;
 mod groups;
+mod invitations;
 mod users;
 
 use crate::sqlite::Cached;
+use agenda_shared::command::{
+    AddMember, ChangePassword, ChangeRank, CreateAppointment, CreateGroup, DeclineGroupInvitation, DeleteAppointment,
+    DeleteGroup, InviteMember, JoinGroup, LeaveGroup, MarkNotificationsRead, RecordNodeEvent, RegisterUser,
+    RemoveMember, RespondInvitation, RotateFeedToken, UpdateAppointment, UpdateGroup, UpdateProfile,
+};
 use std::cell::Cell;
 
-use agenda_shared::command::{Accepted, Command, ExecuteResult, Outcome, Rejection, Request};
+use agenda_shared::command::{Accepted, Command, ExecuteResult, Limits, Outcome, RULES_CONSENT, Rejection, Request};
 use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
 use super::read;
+use super::read::INVITATION_TTL_MS;
 
 /// How long a request id is remembered, in log time.
 pub(crate) const IDEMPOTENCY_TTL_MS: i64 = 24 * 3_600_000;
+/// `meta` key: the highest revision whose notifications retention has deleted. A feed that
+/// resumes before it may have missed some and must resynchronise.
+pub(crate) const PRUNED_THROUGH_KEY: &str = "notifications_pruned_through";
 
 /// Apply one command entry at `revision`.
 pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) -> rusqlite::Result<ExecuteResult> {
-    let log_time = advance_log_time(tx, req.issued_at_ms)?;
+    let log_time = advance_log_time(tx, req.issued_at_ms, req.limits.as_ref())?;
     let actor_key = req.actor.map(|a| a.to_string()).unwrap_or_default();
+
+    // A token revoked by a password change writes nothing, not even through a replay of
+    // an earlier request: checked here, at the command's log position, exactly.
+    if let (Some(actor), Some(stamp)) = (req.actor, req.token_stamp)
+        && read::password_stamp(tx, actor)?.is_some_and(|current| current != stamp)
+    {
+        let outcome = Err(Rejection::Unauthenticated {
+            reason: "the token was revoked by a password change; sign in again".into(),
+        });
+        audit(tx, revision, req, &outcome)?;
+        return Ok(ExecuteResult {
+            revision,
+            replayed: false,
+            outcome,
+        });
+    }
 
     // A retry of a request already applied returns the recorded outcome.
     let previous: Option<(String, i64, String)> = tx
@@ -63,18 +89,22 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
         tx,
         req,
         revision,
+        log_time,
         notified: Cell::new(0),
     }
     .run();
     let outcome = match run {
-        Ok(outcome) if outcome.is_ok() => {
+        Ok(accepted) => {
             tx.exec("RELEASE command", [])?;
-            outcome
+            Ok(accepted)
         }
-        other => {
+        Err(stopped) => {
             tx.exec("ROLLBACK TO command", [])?;
             tx.exec("RELEASE command", [])?;
-            other?
+            match stopped {
+                ApplyError::Rejected(r) => Err(r),
+                ApplyError::Storage(e) => return Err(e),
+            }
         }
     };
 
@@ -100,14 +130,16 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
 }
 
 /// Log time is the largest proposer timestamp applied so far: deterministic and monotonic,
-/// so an idempotency row, once expired, stays expired on every replica.
-fn advance_log_time(tx: &Transaction<'_>, issued_at_ms: i64) -> rusqlite::Result<i64> {
+/// so an idempotency row, an invitation or a notification, once expired, stays expired on
+/// every replica. Expired rows are deleted as log time passes them.
+fn advance_log_time(tx: &Transaction<'_>, issued_at_ms: i64, limits: Option<&Limits>) -> rusqlite::Result<i64> {
     let current: i64 = tx
         .row("SELECT value FROM meta WHERE key = 'log_time'", [], |r| {
             r.get::<_, i64>(0)
         })
         .optional()?
         .unwrap_or(0);
+    let now = current.max(issued_at_ms);
     if issued_at_ms > current {
         tx.exec(
             "INSERT INTO meta (key, value) VALUES ('log_time', ?1)
@@ -118,9 +150,34 @@ fn advance_log_time(tx: &Transaction<'_>, issued_at_ms: i64) -> rusqlite::Result
             "DELETE FROM idempotency WHERE created_at < ?1",
             [issued_at_ms - IDEMPOTENCY_TTL_MS],
         )?;
-        return Ok(issued_at_ms);
+        tx.exec(
+            "DELETE FROM group_invitations WHERE created_at < ?1",
+            [issued_at_ms - INVITATION_TTL_MS],
+        )?;
     }
-    Ok(current)
+    // Retention comes with the entry (older entries carry none and prune nothing), so it
+    // runs even when log time did not move: a shorter retention takes effect at once.
+    if let Some(limits) = limits {
+        prune_notifications(tx, now.saturating_sub(limits.notification_retention_ms))?;
+    }
+    Ok(now)
+}
+
+/// Delete notifications created before `before` and remember the highest revision deleted.
+fn prune_notifications(tx: &Transaction<'_>, before: i64) -> rusqlite::Result<()> {
+    let newest: Option<i64> = tx.row(
+        "SELECT MAX(revision) FROM notifications WHERE created_at < ?1",
+        [before],
+        |r| r.get(0),
+    )?;
+    let Some(newest) = newest else { return Ok(()) };
+    tx.exec("DELETE FROM notifications WHERE created_at < ?1", [before])?;
+    tx.exec(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+        params![PRUNED_THROUGH_KEY, newest],
+    )?;
+    Ok(())
 }
 
 fn audit(tx: &Transaction<'_>, revision: u64, req: &Request, outcome: &Outcome) -> rusqlite::Result<()> {
@@ -129,7 +186,7 @@ fn audit(tx: &Transaction<'_>, revision: u64, req: &Request, outcome: &Outcome) 
         Err(r) => (r.code(), "warn"),
     };
     let (component, action, detail) = match &req.command {
-        Command::RecordNodeEvent { event, detail } if outcome.is_ok() => {
+        Command::RecordNodeEvent(RecordNodeEvent { event, detail }) if outcome.is_ok() => {
             ("node", event.as_str(), Some(detail.as_str()))
         }
         other => ("store", other.action(), None),
@@ -158,38 +215,57 @@ struct Ctx<'a> {
     tx: &'a rusqlite::Connection,
     req: &'a Request,
     revision: u64,
+    /// Log time after this entry (see [`advance_log_time`]): windows and expiry use it.
+    log_time: i64,
     /// Notifications written so far by this command (for deterministic ids).
     notified: Cell<u32>,
 }
 
-type Handled = rusqlite::Result<Outcome>;
-
-/// Early-return a rejection from a handler.
-macro_rules! reject {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(rejection) => return Ok(Err(rejection)),
-        }
-    };
+/// Why a command handler stopped: the command was refused (a recorded outcome), or
+/// storage failed (which stops the node). Handlers use `?` on both.
+#[derive(Debug)]
+pub(crate) enum ApplyError {
+    /// The command is refused at this log position; nothing it did stays.
+    Rejected(Rejection),
+    /// Local storage failed.
+    Storage(rusqlite::Error),
 }
-pub(crate) use reject;
+
+impl From<Rejection> for ApplyError {
+    fn from(r: Rejection) -> Self {
+        ApplyError::Rejected(r)
+    }
+}
+
+impl From<rusqlite::Error> for ApplyError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApplyError::Storage(e)
+    }
+}
+
+/// What a command handler returns.
+type Applied = Result<Accepted, ApplyError>;
 
 impl Ctx<'_> {
     fn now(&self) -> i64 {
         self.req.issued_at_ms
     }
 
-    fn run(&self) -> Handled {
+    /// Whether the entry was proposed under the consent rules (see `RULES_LEGACY`).
+    fn consent_rules(&self) -> bool {
+        self.req.rules >= RULES_CONSENT
+    }
+
+    fn run(&self) -> Applied {
         match &self.req.command {
-            Command::RegisterUser {
+            Command::RegisterUser(RegisterUser {
                 user_id,
                 username,
                 email,
                 display_name,
                 password_hash,
                 feed_token,
-            } => self.register_user(
+            }) => self.register_user(
                 *user_id,
                 username,
                 email,
@@ -197,15 +273,15 @@ impl Ctx<'_> {
                 password_hash.expose(),
                 feed_token.expose(),
             ),
-            Command::UpdateProfile {
+            Command::UpdateProfile(UpdateProfile {
                 username,
                 email,
                 display_name,
-            } => self.update_profile(username.as_deref(), email.as_deref(), display_name.as_deref()),
-            Command::ChangePassword { password_hash } => self.change_password(password_hash.expose()),
-            Command::MarkNotificationsRead { ids } => self.mark_notifications_read(ids),
-            Command::RotateFeedToken { feed_token } => self.rotate_feed_token(feed_token.expose()),
-            Command::CreateAppointment {
+            }) => self.update_profile(username.as_deref(), email.as_deref(), display_name.as_deref()),
+            Command::ChangePassword(ChangePassword { password_hash }) => self.change_password(password_hash.expose()),
+            Command::MarkNotificationsRead(MarkNotificationsRead { ids }) => self.mark_notifications_read(ids),
+            Command::RotateFeedToken(RotateFeedToken { feed_token }) => self.rotate_feed_token(feed_token.expose()),
+            Command::CreateAppointment(CreateAppointment {
                 appointment_id,
                 group_id,
                 title,
@@ -213,7 +289,7 @@ impl Ctx<'_> {
                 start_ms,
                 end_ms,
                 privacy,
-            } => self.create_appointment(&appointments::NewAppointment {
+            }) => self.create_appointment(&appointments::NewAppointment {
                 id: *appointment_id,
                 group_id: *group_id,
                 title,
@@ -222,7 +298,7 @@ impl Ctx<'_> {
                 end_ms: *end_ms,
                 privacy: *privacy,
             }),
-            Command::UpdateAppointment {
+            Command::UpdateAppointment(UpdateAppointment {
                 appointment_id,
                 if_version,
                 title,
@@ -230,7 +306,7 @@ impl Ctx<'_> {
                 start_ms,
                 end_ms,
                 privacy,
-            } => self.update_appointment(
+            }) => self.update_appointment(
                 *appointment_id,
                 *if_version,
                 &appointments::AppointmentChanges {
@@ -241,47 +317,58 @@ impl Ctx<'_> {
                     privacy: *privacy,
                 },
             ),
-            Command::DeleteAppointment {
+            Command::DeleteAppointment(DeleteAppointment {
                 appointment_id,
                 if_version,
-            } => self.delete_appointment(*appointment_id, *if_version),
-            Command::RespondInvitation { appointment_id, accept } => self.respond(*appointment_id, *accept),
-            Command::CreateGroup {
+            }) => self.delete_appointment(*appointment_id, *if_version),
+            Command::RespondInvitation(RespondInvitation { appointment_id, accept }) => {
+                self.respond(*appointment_id, *accept)
+            }
+            Command::CreateGroup(CreateGroup {
                 group_id,
                 name,
                 description,
                 group_type,
                 creator_rank,
-            } => self.create_group(*group_id, name, description, *group_type, *creator_rank),
-            Command::UpdateGroup {
+            }) => self.create_group(*group_id, name, description, *group_type, *creator_rank),
+            Command::UpdateGroup(UpdateGroup {
                 group_id,
                 name,
                 description,
-            } => self.update_group(*group_id, name.as_deref(), description.as_deref()),
-            Command::DeleteGroup { group_id } => self.delete_group(*group_id),
-            Command::AddMember {
+            }) => self.update_group(*group_id, name.as_deref(), description.as_deref()),
+            Command::DeleteGroup(DeleteGroup { group_id }) => self.delete_group(*group_id),
+            Command::AddMember(AddMember {
                 group_id,
                 user_id,
                 rank,
-            } => self.add_member(*group_id, *user_id, rank.unwrap_or(0)),
-            Command::ChangeRank {
+            }) => self.add_member(*group_id, *user_id, rank.unwrap_or(0)),
+            Command::InviteMember(InviteMember {
                 group_id,
                 user_id,
                 rank,
-            } => self.change_rank(*group_id, *user_id, *rank),
-            Command::RemoveMember { group_id, user_id } => self.remove_member(*group_id, *user_id),
-            Command::RecordNodeEvent { event, detail } => self.node_event(event, detail),
-            Command::LeaveGroup { group_id } => match self.req.actor {
+            }) => self.invite_member(*group_id, *user_id, rank.unwrap_or(0)),
+            Command::JoinGroup(JoinGroup { group_id }) => self.join_group(*group_id),
+            Command::DeclineGroupInvitation(DeclineGroupInvitation { group_id }) => {
+                self.decline_group_invitation(*group_id)
+            }
+            Command::ChangeRank(ChangeRank {
+                group_id,
+                user_id,
+                rank,
+            }) => self.change_rank(*group_id, *user_id, *rank),
+            Command::RemoveMember(RemoveMember { group_id, user_id }) => self.remove_member(*group_id, *user_id),
+            Command::RecordNodeEvent(RecordNodeEvent { event, detail }) => self.node_event(event, detail),
+            Command::LeaveGroup(LeaveGroup { group_id }) => match self.req.actor {
                 Some(actor) => self.remove_member(*group_id, actor),
-                None => Ok(Err(Rejection::forbidden("this command needs a signed-in user"))),
+                None => Err(Rejection::forbidden("this command needs a signed-in user").into()),
             },
         }
     }
 
     /// Node events are recorded by [`audit`]; here they are only checked.
-    fn node_event(&self, event: &str, detail: &str) -> Handled {
+    fn node_event(&self, event: &str, detail: &str) -> Applied {
         if self.req.actor.is_some() {
-            return Ok(Err(Rejection::forbidden("node events come from stores, not users")));
+            return Err(Rejection::forbidden("node events come from stores, not users").into());
         }
         let known = [
             "became_leader",
@@ -293,23 +380,23 @@ impl Ctx<'_> {
             "cluster_initialized",
         ];
         if !known.contains(&event) {
-            return Ok(Err(Rejection::invalid("event", "unknown node event")));
+            return Err(Rejection::invalid("event", "unknown node event").into());
         }
         if detail.len() > 2_000 {
-            return Ok(Err(Rejection::invalid("detail", "at most 2000 bytes")));
+            return Err(Rejection::invalid("detail", "at most 2000 bytes").into());
         }
-        Ok(Ok(Accepted::Recorded))
+        Ok(Accepted::Recorded)
     }
 
     /// The acting user, who must exist.
-    fn actor(&self) -> rusqlite::Result<Result<Uuid, Rejection>> {
+    fn actor(&self) -> Result<Uuid, ApplyError> {
         let Some(actor) = self.req.actor else {
-            return Ok(Err(Rejection::forbidden("this command needs a signed-in user")));
+            return Err(Rejection::forbidden("this command needs a signed-in user").into());
         };
         if read::user_exists(self.tx, actor)? {
-            Ok(Ok(actor))
+            Ok(actor)
         } else {
-            Ok(Err(Rejection::not_found("user")))
+            Err(Rejection::not_found("user").into())
         }
     }
 

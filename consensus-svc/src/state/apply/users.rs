@@ -6,7 +6,7 @@ use agenda_shared::validate;
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
-use super::{Ctx, Handled, read, reject};
+use super::{Applied, Ctx, read};
 
 impl Ctx<'_> {
     fn username_taken(&self, username: &str, except: Option<Uuid>) -> rusqlite::Result<bool> {
@@ -41,44 +41,43 @@ impl Ctx<'_> {
         display_name: &str,
         password_hash: &str,
         feed_token: &str,
-    ) -> Handled {
-        let username = reject!(validate::username(username));
-        let email = reject!(validate::email(email));
-        let display_name = reject!(validate::text(
-            "display_name",
-            display_name,
-            validate::MAX_DISPLAY_NAME,
-            true
-        ));
+    ) -> Applied {
+        let username = validate::username(username)?;
+        let email = validate::email(email)?;
+        let display_name = validate::text("display_name", display_name, validate::MAX_DISPLAY_NAME, true)?;
         if !password_hash.starts_with("$argon2") || password_hash.len() > 512 {
-            return Ok(Err(Rejection::invalid("password", "must be an argon2 hash")));
+            return Err(Rejection::invalid("password", "must be an argon2 hash").into());
         }
         if feed_token.len() < 32 || feed_token.len() > 128 {
-            return Ok(Err(Rejection::invalid("feed_token", "must be 32 to 128 characters")));
+            return Err(Rejection::invalid("feed_token", "must be 32 to 128 characters").into());
         }
         if read::user_exists(self.tx, user_id)? {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "user id already exists".into(),
                 ids: vec![user_id],
-            }));
+            }
+            .into());
         }
         if self.username_taken(&username, None)? {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "username is taken".into(),
                 ids: vec![],
-            }));
+            }
+            .into());
         }
         if self.email_taken(&email, None)? {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "email is already registered".into(),
                 ids: vec![],
-            }));
+            }
+            .into());
         }
         if self.feed_token_taken(feed_token)? {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "feed token already in use".into(),
                 ids: vec![],
-            }));
+            }
+            .into());
         }
         let now = self.now();
         self.tx.exec(
@@ -96,7 +95,7 @@ impl Ctx<'_> {
             ],
         )?;
         let user = read::user(self.tx, user_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok(Ok(Accepted::User { user }))
+        Ok(Accepted::User { user })
     }
 
     pub(super) fn update_profile(
@@ -104,15 +103,16 @@ impl Ctx<'_> {
         username: Option<&str>,
         email: Option<&str>,
         display_name: Option<&str>,
-    ) -> Handled {
-        let actor = reject!(self.actor()?);
+    ) -> Applied {
+        let actor = self.actor()?;
         if let Some(raw) = username {
-            let username = reject!(validate::username(raw));
+            let username = validate::username(raw)?;
             if self.username_taken(&username, Some(actor))? {
-                return Ok(Err(Rejection::Conflict {
+                return Err(Rejection::Conflict {
                     reason: "username is taken".into(),
                     ids: vec![],
-                }));
+                }
+                .into());
             }
             self.tx.exec(
                 "UPDATE users SET username = ?2 WHERE id = ?1",
@@ -120,12 +120,13 @@ impl Ctx<'_> {
             )?;
         }
         if let Some(raw) = email {
-            let email = reject!(validate::email(raw));
+            let email = validate::email(raw)?;
             if self.email_taken(&email, Some(actor))? {
-                return Ok(Err(Rejection::Conflict {
+                return Err(Rejection::Conflict {
                     reason: "email is already registered".into(),
                     ids: vec![],
-                }));
+                }
+                .into());
             }
             self.tx.exec(
                 "UPDATE users SET email = ?2 WHERE id = ?1",
@@ -133,7 +134,7 @@ impl Ctx<'_> {
             )?;
         }
         if let Some(raw) = display_name {
-            let name = reject!(validate::text("display_name", raw, validate::MAX_DISPLAY_NAME, true));
+            let name = validate::text("display_name", raw, validate::MAX_DISPLAY_NAME, true)?;
             self.tx.exec(
                 "UPDATE users SET display_name = ?2 WHERE id = ?1",
                 params![actor.to_string(), name],
@@ -144,26 +145,34 @@ impl Ctx<'_> {
             params![actor.to_string(), self.now()],
         )?;
         let user = read::user(self.tx, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok(Ok(Accepted::User { user }))
+        Ok(Accepted::User { user })
     }
 
-    pub(super) fn change_password(&self, password_hash: &str) -> Handled {
-        let actor = reject!(self.actor()?);
+    pub(super) fn change_password(&self, password_hash: &str) -> Applied {
+        let actor = self.actor()?;
         if !password_hash.starts_with("$argon2") || password_hash.len() > 512 {
-            return Ok(Err(Rejection::invalid("password", "must be an argon2 hash")));
+            return Err(Rejection::invalid("password", "must be an argon2 hash").into());
         }
         self.tx.exec(
             "UPDATE users SET password_hash = ?2, password_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
             params![actor.to_string(), password_hash, self.now()],
         )?;
+        if self.consent_rules() {
+            // Tells the user's other sessions (WebSockets close on it) and the user.
+            self.notify(
+                actor,
+                "password_changed",
+                serde_json::json!({ "password_changed_at_ms": self.now() }),
+            )?;
+        }
         let user = read::user(self.tx, actor)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok(Ok(Accepted::User { user }))
+        Ok(Accepted::User { user })
     }
 
-    pub(super) fn mark_notifications_read(&self, ids: &[Uuid]) -> Handled {
-        let actor = reject!(self.actor()?);
+    pub(super) fn mark_notifications_read(&self, ids: &[Uuid]) -> Applied {
+        let actor = self.actor()?;
         if ids.len() > agenda_shared::query::MAX_PAGE as usize {
-            return Ok(Err(Rejection::invalid("ids", "at most 500 ids at once")));
+            return Err(Rejection::invalid("ids", "at most 500 ids at once").into());
         }
         let mut marked = 0u64;
         if ids.is_empty() {
@@ -183,7 +192,7 @@ impl Ctx<'_> {
                     .optional()?;
                 // Someone else's notification is reported as missing, not as forbidden.
                 if owner.as_deref() != Some(actor.to_string().as_str()) {
-                    return Ok(Err(Rejection::not_found("notification")));
+                    return Err(Rejection::not_found("notification").into());
                 }
                 marked += self.tx.exec(
                     "UPDATE notifications SET read = 1 WHERE id = ?1 AND read = 0",
@@ -196,27 +205,28 @@ impl Ctx<'_> {
             [actor.to_string()],
             |r| r.get(0),
         )?;
-        Ok(Ok(Accepted::NotificationsRead {
+        Ok(Accepted::NotificationsRead {
             marked,
             unread: unread as u64,
-        }))
+        })
     }
 
-    pub(super) fn rotate_feed_token(&self, token: &str) -> Handled {
-        let actor = reject!(self.actor()?);
+    pub(super) fn rotate_feed_token(&self, token: &str) -> Applied {
+        let actor = self.actor()?;
         if token.len() < 32 || token.len() > 128 {
-            return Ok(Err(Rejection::invalid("feed_token", "must be 32 to 128 characters")));
+            return Err(Rejection::invalid("feed_token", "must be 32 to 128 characters").into());
         }
         if self.feed_token_taken(token)? {
-            return Ok(Err(Rejection::Conflict {
+            return Err(Rejection::Conflict {
                 reason: "feed token already in use".into(),
                 ids: vec![],
-            }));
+            }
+            .into());
         }
         self.tx.exec(
             "UPDATE users SET feed_token = ?2 WHERE id = ?1",
             params![actor.to_string(), token],
         )?;
-        Ok(Ok(Accepted::FeedTokenRotated))
+        Ok(Accepted::FeedTokenRotated)
     }
 }

@@ -1,7 +1,10 @@
 //! Appointment reads: rows, participants, visibility, privacy masking, agendas.
 
+use std::collections::HashMap;
+
 use crate::sqlite::Cached;
 use agenda_shared::model::{Appointment, AppointmentStatus, Participant, ParticipantStatus, Privacy};
+use agenda_shared::query::{AgendaCursor, MAX_ANSWER_BYTES, MAX_PAGE};
 use agenda_shared::validate::MAX_APPOINTMENT_MS;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -102,29 +105,80 @@ pub(crate) fn can_see_appointment(conn: &Connection, row: &AppointmentRow, viewe
     }
 }
 
-/// Render a row for `viewer`, who is already known to be allowed to see the slot.
-/// `freebusy` details are shown to the owner, the participants, and members senior to the
-/// owner in `context` (the group whose agenda is read, else the appointment's group).
-pub(crate) fn render(
-    conn: &Connection,
-    row: AppointmentRow,
-    viewer: Uuid,
-    context: Option<Uuid>,
-) -> rusqlite::Result<Appointment> {
-    let participants = participants(conn, row.id)?;
-    let insider = row.owner_id == viewer || participants.iter().any(|p| p.user_id == viewer);
-    let masked = row.privacy == Privacy::Freebusy
-        && !insider
-        && !match context.or(row.group_id) {
-            Some(g) => groups::is_senior(conn, g, viewer, row.owner_id)?,
-            None => false,
+/// How a reader relates to an appointment's owner, for the privacy rules.
+#[derive(Debug, Clone, Copy)]
+struct Relation {
+    /// Both joined some group.
+    share_a_group: bool,
+    /// The reader ranks above the owner in a hierarchical group both joined.
+    senior: bool,
+}
+
+/// One reader of many appointments: renders them with the privacy rules (DESIGN §7),
+/// remembering how the reader relates to each owner.
+pub(crate) struct Viewer {
+    id: Uuid,
+    relations: HashMap<Uuid, Relation>,
+}
+
+impl Viewer {
+    /// A reader.
+    pub(crate) fn new(id: Uuid) -> Self {
+        Self {
+            id,
+            relations: HashMap::new(),
+        }
+    }
+
+    fn relation(&mut self, conn: &Connection, owner: Uuid) -> rusqlite::Result<Relation> {
+        if let Some(r) = self.relations.get(&owner) {
+            return Ok(*r);
+        }
+        let r = Relation {
+            share_a_group: groups::share_a_group(conn, self.id, owner)?,
+            senior: groups::is_senior(conn, self.id, owner)?,
         };
-    Ok(Appointment {
+        self.relations.insert(owner, r);
+        Ok(r)
+    }
+
+    /// Render a row for this reader, who is already known to be allowed to see the slot.
+    /// The owner and the participants see everything; everyone else sees the details only
+    /// as the privacy level allows (`full`: a shared group; `freebusy`: seniority in a
+    /// hierarchical group both joined; `private`: never), else `Busy`.
+    pub(crate) fn render(&mut self, conn: &Connection, row: AppointmentRow) -> rusqlite::Result<Appointment> {
+        let participants = participants(conn, row.id)?;
+        let insider = row.owner_id == self.id || participants.iter().any(|p| p.user_id == self.id);
+        let shown = insider
+            || match row.privacy {
+                Privacy::Full => self.relation(conn, row.owner_id)?.share_a_group,
+                Privacy::Freebusy => self.relation(conn, row.owner_id)?.senior,
+                Privacy::Private => false,
+            };
+        if shown {
+            return Ok(appointment(row, participants, false));
+        }
+        // The masked form keeps only the time: not who else takes part, and not the group
+        // unless the reader belongs to it.
+        let group_id = match row.group_id {
+            Some(g) if groups::member_rank(conn, g, self.id)?.is_some() => Some(g),
+            _ => None,
+        };
+        let mut masked = appointment(row, Vec::new(), true);
+        masked.title = "Busy".to_owned();
+        masked.description = String::new();
+        masked.group_id = group_id;
+        Ok(masked)
+    }
+}
+
+fn appointment(row: AppointmentRow, participants: Vec<Participant>, masked: bool) -> Appointment {
+    Appointment {
         id: row.id,
         owner_id: row.owner_id,
         group_id: row.group_id,
-        title: if masked { "Busy".to_owned() } else { row.title },
-        description: if masked { String::new() } else { row.description },
+        title: row.title,
+        description: row.description,
         start_ms: row.start_ms,
         end_ms: row.end_ms,
         privacy: row.privacy,
@@ -133,9 +187,32 @@ pub(crate) fn render(
         masked,
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
-        // Who else is invited is a detail, too.
-        participants: if masked { Vec::new() } else { participants },
-    })
+        participants,
+    }
+}
+
+/// Render a row for `viewer` (see [`Viewer::render`]).
+pub(crate) fn render(conn: &Connection, row: AppointmentRow, viewer: Uuid) -> rusqlite::Result<Appointment> {
+    Viewer::new(viewer).render(conn, row)
+}
+
+/// About how many bytes of JSON an appointment takes on the wire (answers are bounded by
+/// it): its texts as JSON writes them (escapes included), plus the fixed fields.
+pub(crate) fn estimated_size(a: &Appointment) -> usize {
+    400 + json_len(&a.title) + json_len(&a.description) + a.participants.len() * 100
+}
+
+/// The length of `s` as a JSON string body: `"` and `\` and the short control escapes
+/// take two bytes, other control characters six (`\u00XX`).
+fn json_len(s: &str) -> usize {
+    s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 /// An appointment as `viewer` may see it; `None` when it does not exist or is invisible.
@@ -146,7 +223,7 @@ pub(crate) fn appointment_for(conn: &Connection, id: Uuid, viewer: Uuid) -> rusq
     if !can_see_appointment(conn, &row, viewer)? {
         return Ok(None);
     }
-    render(conn, row, viewer, None).map(Some)
+    render(conn, row, viewer).map(Some)
 }
 
 /// The participation of `user` in an appointment.
@@ -159,6 +236,20 @@ pub(crate) fn live_group_appointments(conn: &Connection, group: Uuid) -> rusqlit
     let mut stmt =
         conn.prepare_cached("SELECT id FROM appointments WHERE group_id = ?1 AND status != 'cancelled' ORDER BY id")?;
     let rows = stmt.query_map([group.to_string()], |r| parse_uuid(0, &r.get::<_, String>(0)?))?;
+    rows.collect()
+}
+
+/// A group's appointments that are not cancelled and start after `now_ms`, in id order.
+pub(crate) fn upcoming_group_appointments(
+    conn: &Connection,
+    group: Uuid,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<AppointmentRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} FROM appointments a
+         WHERE a.group_id = ?1 AND a.status != 'cancelled' AND a.start_ms > ?2 ORDER BY a.id"
+    ))?;
+    let rows = stmt.query_map(params![group.to_string(), now_ms], appointment_from_row)?;
     rows.collect()
 }
 
@@ -216,36 +307,88 @@ pub(crate) fn busy_overlaps(
     rows.collect()
 }
 
+/// One page of the actor's agenda (see `Query::Agenda`).
+pub(crate) struct AgendaPage {
+    pub(crate) appointments: Vec<Appointment>,
+    pub(crate) next: Option<AgendaCursor>,
+}
+
+/// What the actor's agenda lists, one page at a time.
+pub(crate) struct AgendaFilter {
+    pub(crate) include_pending: bool,
+    pub(crate) include_declined: bool,
+    pub(crate) limit: Option<u32>,
+    pub(crate) after: Option<AgendaCursor>,
+}
+
+/// The actor's appointments overlapping the range, by start then id, from `after`; a page
+/// ends after `limit` items (at most [`MAX_PAGE`]) or [`MAX_ANSWER_BYTES`], and then names
+/// where the next one starts.
 pub(crate) fn agenda(
     conn: &Connection,
     actor: Uuid,
     start_ms: i64,
     end_ms: i64,
-    include_pending: bool,
-    include_declined: bool,
-) -> rusqlite::Result<Vec<Appointment>> {
+    filter: &AgendaFilter,
+) -> rusqlite::Result<AgendaPage> {
     let mut statuses = vec!["accepted", "auto"];
-    if include_pending {
+    if filter.include_pending {
         statuses.push("pending");
     }
-    if include_declined {
+    if filter.include_declined {
         statuses.push("declined");
     }
+    let limit = filter.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE) as usize;
+    let (after_start, after_id) = match filter.after {
+        Some(c) => (c.start_ms, c.id.to_string()),
+        None => (i64::MIN, String::new()),
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {APPOINTMENT_COLUMNS}, p.status FROM participants p
          JOIN appointments a ON a.id = p.appointment_id
-         WHERE {OVERLAPS} AND a.status != 'cancelled'
+         WHERE {OVERLAPS} AND a.status != 'cancelled' AND (a.start_ms, a.id) > (?5, ?6)
          ORDER BY a.start_ms, a.id"
     ))?;
-    let rows = stmt.query_map(overlap_params(actor, start_ms, end_ms), |r| {
+    let (user, from, start, end) = overlap_params(actor, start_ms, end_ms);
+    let rows = stmt.query_map(params![user, from, start, end, after_start, after_id], |r| {
         Ok((appointment_from_row(r)?, r.get::<_, String>(12)?))
     })?;
-    let mut out = Vec::new();
+    let mut viewer = Viewer::new(actor);
+    let mut page = AgendaPage {
+        appointments: Vec::new(),
+        next: None,
+    };
+    let mut bytes = 0;
     for row in rows {
         let (row, status) = row?;
-        if statuses.contains(&status.as_str()) {
-            out.push(render(conn, row, actor, None)?);
+        if !statuses.contains(&status.as_str()) {
+            continue;
+        }
+        let full = page.appointments.len() >= limit;
+        let shown = if full { None } else { Some(viewer.render(conn, row)?) };
+        let size = shown.as_ref().map_or(0, estimated_size);
+        // A page ends before the item that would take it past the bound (a page always
+        // holds at least one item, which is far below it).
+        if full || (!page.appointments.is_empty() && bytes + size > MAX_ANSWER_BYTES) {
+            page.next = page.appointments.last().map(|a| AgendaCursor {
+                start_ms: a.start_ms,
+                id: a.id,
+            });
+            break;
+        }
+        if let Some(shown) = shown {
+            bytes += size;
+            page.appointments.push(shown);
         }
     }
-    Ok(out)
+    Ok(page)
+}
+
+/// How many appointments `user` owns that are not cancelled and end after `now_ms`.
+pub(crate) fn upcoming_owned(conn: &Connection, user: Uuid, now_ms: i64) -> rusqlite::Result<u32> {
+    conn.row(
+        "SELECT COUNT(*) FROM appointments WHERE owner_id = ?1 AND end_ms > ?2 AND status != 'cancelled'",
+        params![user.to_string(), now_ms],
+        |r| r.get(0),
+    )
 }

@@ -3,17 +3,27 @@
 
 mod appointments;
 mod groups;
+mod invitations;
 
 pub(crate) use appointments::{
-    AppointmentRow, appointment_exists, appointment_for, appointment_row, busy_overlaps, can_see_appointment,
-    live_group_appointments, participant, participants,
+    AgendaFilter, AppointmentRow, appointment_exists, appointment_for, appointment_row, busy_overlaps,
+    can_see_appointment, live_group_appointments, participant, participants, upcoming_group_appointments,
+    upcoming_owned,
 };
-pub(crate) use groups::{GroupRow, group_row, group_view, member_rank, members};
+pub(crate) use groups::{GroupRow, group_count, group_row, group_view, member_count, member_rank, members};
+pub(crate) use invitations::{
+    INVITATION_TTL_MS, InvitationRow, invitations_sent_since, pending_invitation, pending_invitations,
+    pending_invitations_of_group,
+};
 
 use crate::sqlite::Cached;
 use agenda_shared::command::Rejection;
 use agenda_shared::model::{AuditEntry, Credentials, Notification, User};
-use agenda_shared::query::{MAX_PAGE, NotificationCursor, Query, QueryOutcome, QueryResult};
+use agenda_shared::query::{
+    AgendaQuery, AppointmentQuery, AuditQuery, CredentialsQuery, FeedOwnerQuery, FeedTokenQuery, GroupAgendaQuery,
+    GroupInvitationsQuery, GroupQuery, GroupsQuery, MyStatusQuery, NotificationsQuery, UserQuery,
+};
+use agenda_shared::query::{MAX_PAGE, NotificationCursor, Principal, Query, QueryOutcome, QueryResult};
 use agenda_shared::validate;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -50,6 +60,42 @@ pub(crate) fn user_exists(conn: &Connection, id: Uuid) -> rusqlite::Result<bool>
     conn.row("SELECT 1 FROM users WHERE id = ?1", [id.to_string()], |_| Ok(()))
         .optional()
         .map(|r| r.is_some())
+}
+
+/// The user's `password_changed_at_ms`, `None` for an unknown user.
+pub(crate) fn password_stamp(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<i64>> {
+    conn.row(
+        "SELECT password_changed_at FROM users WHERE id = ?1",
+        [id.to_string()],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The revision up to which notifications retention deleted notifications (0: none yet).
+pub(crate) fn notifications_pruned_through(conn: &Connection) -> rusqlite::Result<u64> {
+    let value: Option<i64> = conn
+        .row(
+            "SELECT value FROM meta WHERE key = 'notifications_pruned_through'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(value.unwrap_or(0).max(0) as u64)
+}
+
+/// Whether `principal` may read: the user exists and their token is not older than their
+/// last password change.
+pub(crate) fn authenticate(conn: &Connection, principal: &Principal) -> rusqlite::Result<Result<(), Rejection>> {
+    Ok(match password_stamp(conn, principal.user_id)? {
+        Some(stamp) if stamp == principal.password_stamp => Ok(()),
+        Some(_) => Err(Rejection::Unauthenticated {
+            reason: "the token was revoked by a password change; sign in again".into(),
+        }),
+        None => Err(Rejection::Unauthenticated {
+            reason: "the token's user does not exist".into(),
+        }),
+    })
 }
 
 /// A user by id.
@@ -93,20 +139,28 @@ fn notification_from_row(r: &Row<'_>) -> rusqlite::Result<Notification> {
 
 const NOTIFICATION_COLUMNS: &str = "id, revision, user_id, kind, payload, created_at, read";
 
-/// Notifications committed after `after` (optionally of one user), oldest first.
+/// Notifications after `after` (optionally of one user), oldest first, in `(revision, id)`
+/// order: after the whole of `after.0` when `after.1` is `None`, else after that
+/// notification of `after.0` (a page may end inside a revision).
 pub(crate) fn notifications_after(
     conn: &Connection,
-    after: u64,
+    after: (u64, Option<Uuid>),
     user: Option<Uuid>,
     limit: u32,
 ) -> rusqlite::Result<Vec<Notification>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {NOTIFICATION_COLUMNS} FROM notifications
-         WHERE revision > ?1 AND (?2 IS NULL OR user_id = ?2)
+         WHERE (revision > ?1 OR (revision = ?1 AND ?4 IS NOT NULL AND id > ?4))
+           AND (?2 IS NULL OR user_id = ?2)
          ORDER BY revision, id LIMIT ?3"
     ))?;
     let rows = stmt.query_map(
-        params![after as i64, user.map(|u| u.to_string()), limit],
+        params![
+            after.0.min(i64::MAX as u64) as i64,
+            user.map(|u| u.to_string()),
+            limit,
+            after.1.map(|id| id.to_string())
+        ],
         notification_from_row,
     )?;
     rows.collect()
@@ -191,14 +245,20 @@ fn audit(
     rows.collect()
 }
 
-/// Answer a query against the current state.
-pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryOutcome> {
+/// Answer a query against the current state, for `principal` when the reader signed in
+/// (refused when their token was revoked by a password change this state has applied).
+pub(crate) fn query(conn: &Connection, query: &Query, principal: Option<&Principal>) -> rusqlite::Result<QueryOutcome> {
+    if let Some(principal) = principal
+        && let Err(refused) = authenticate(conn, principal)?
+    {
+        return Ok(Err(refused));
+    }
     Ok(match query {
-        Query::User { user_id } => match user(conn, *user_id)? {
+        Query::User(UserQuery { user_id }) => match user(conn, *user_id)? {
             Some(user) => Ok(QueryResult::User { user }),
             None => Err(Rejection::not_found("user")),
         },
-        Query::FeedOwner { token } => {
+        Query::FeedOwner(FeedOwnerQuery { token }) => {
             let owner: Option<String> = conn
                 .row("SELECT id FROM users WHERE feed_token = ?1", [token.expose()], |r| {
                     r.get(0)
@@ -212,7 +272,7 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
                 None => Err(Rejection::not_found("feed")),
             }
         }
-        Query::FeedToken { actor } => {
+        Query::FeedToken(FeedTokenQuery { actor }) => {
             let token: Option<String> = conn
                 .row("SELECT feed_token FROM users WHERE id = ?1", [actor.to_string()], |r| {
                     r.get(0)
@@ -223,15 +283,17 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
                 None => Err(Rejection::not_found("user")),
             }
         }
-        Query::Credentials { login } => match credentials(conn, login)? {
+        Query::Credentials(CredentialsQuery { login }) => match credentials(conn, login)? {
             Some(credentials) => Ok(QueryResult::Credentials { credentials }),
             None => Err(Rejection::not_found("user")),
         },
-        Query::Appointment { actor, appointment_id } => match appointment_for(conn, *appointment_id, *actor)? {
-            Some(appointment) => Ok(QueryResult::Appointment { appointment }),
-            None => Err(Rejection::not_found("appointment")),
-        },
-        Query::MyStatus { actor, appointment_id } => match appointment_row(conn, *appointment_id)? {
+        Query::Appointment(AppointmentQuery { actor, appointment_id }) => {
+            match appointment_for(conn, *appointment_id, *actor)? {
+                Some(appointment) => Ok(QueryResult::Appointment { appointment }),
+                None => Err(Rejection::not_found("appointment")),
+            }
+        }
+        Query::MyStatus(MyStatusQuery { actor, appointment_id }) => match appointment_row(conn, *appointment_id)? {
             Some(row) => match participant(conn, row.id, *actor)? {
                 Some(participant) => Ok(QueryResult::Participation { participant }),
                 None if can_see_appointment(conn, &row, *actor)? => {
@@ -241,58 +303,70 @@ pub(crate) fn query(conn: &Connection, query: &Query) -> rusqlite::Result<QueryO
             },
             None => Err(Rejection::not_found("appointment")),
         },
-        Query::Groups { actor } => Ok(QueryResult::Groups {
+        Query::Groups(GroupsQuery { actor }) => Ok(QueryResult::Groups {
             groups: groups::groups_of(conn, *actor)?,
         }),
-        Query::Group { actor, group_id } => match group_view(conn, *group_id, *actor)? {
+        Query::Group(GroupQuery { actor, group_id }) => match group_view(conn, *group_id, *actor)? {
             Some(group) => Ok(QueryResult::Group { group }),
             None => Err(Rejection::not_found("group")),
         },
-        Query::GroupAgenda {
+        Query::GroupAgenda(GroupAgendaQuery {
             actor,
             group_id,
             start_ms,
             end_ms,
-        } => match validate::range(*start_ms, *end_ms) {
+        }) => match validate::range(*start_ms, *end_ms) {
             Err(r) => Err(r),
             Ok(()) => match groups::group_agenda(conn, *group_id, *actor, *start_ms, *end_ms)? {
-                Some((group, members)) => Ok(QueryResult::GroupAgenda { group, members }),
+                Some((group, members, truncated)) => Ok(QueryResult::GroupAgenda {
+                    group,
+                    members,
+                    truncated,
+                }),
                 None => Err(Rejection::not_found("group")),
             },
         },
-        Query::Agenda {
+        Query::Agenda(AgendaQuery {
             actor,
             start_ms,
             end_ms,
             include_pending,
             include_declined,
-        } => match validate::range(*start_ms, *end_ms) {
+            limit,
+            after,
+        }) => match validate::range(*start_ms, *end_ms) {
             Err(r) => Err(r),
-            Ok(()) => Ok(QueryResult::Appointments {
-                appointments: appointments::agenda(
-                    conn,
-                    *actor,
-                    *start_ms,
-                    *end_ms,
-                    *include_pending,
-                    *include_declined,
-                )?,
-            }),
+            Ok(()) => {
+                let filter = AgendaFilter {
+                    include_pending: *include_pending,
+                    include_declined: *include_declined,
+                    limit: *limit,
+                    after: *after,
+                };
+                let page = appointments::agenda(conn, *actor, *start_ms, *end_ms, &filter)?;
+                Ok(QueryResult::Appointments {
+                    appointments: page.appointments,
+                    next: page.next,
+                })
+            }
         },
-        Query::Notifications {
+        Query::GroupInvitations(GroupInvitationsQuery { actor }) => Ok(QueryResult::GroupInvitations {
+            invitations: invitations::invitations_for(conn, *actor)?,
+        }),
+        Query::Notifications(NotificationsQuery {
             actor,
             unread_only,
             before,
             limit,
-        } => Ok(notifications(conn, *actor, *unread_only, before.as_ref(), *limit)?),
-        Query::Audit {
+        }) => Ok(notifications(conn, *actor, *unread_only, before.as_ref(), *limit)?),
+        Query::Audit(AuditQuery {
             component,
             action,
             level,
             request_id,
             since_ms,
             limit,
-        } => Ok(QueryResult::Audit {
+        }) => Ok(QueryResult::Audit {
             entries: audit(
                 conn,
                 component.as_deref(),

@@ -1,0 +1,15 @@
+//! Stores in one process: availability under pauses and partitions (`availability`);
+//! replication, forwarding, failover, quorum loss, restarts,
+//! snapshots, lost volumes, idempotency (`cluster`); the domain on seven nodes (`domain`);
+//! the size cap on commands and catch-up past the gRPC message cap (`entry_size`); signed
+//! RPCs (`rpc_security`); mutual TLS, pre-body checks, receivers and certificate rotation
+//! (`links`); stores, agents and APIs organising themselves
+//! (`self_organising`).
+
+mod availability;
+mod cluster;
+mod domain;
+mod entry_size;
+mod links;
+mod rpc_security;
+mod self_organising;
