@@ -231,9 +231,13 @@ impl Agenda {
                     .await?;
                     let id: Uuid = group["id"].as_str().context("group: no id")?.parse()?;
                     for member in &members[1..] {
+                        // Membership is by consent: an invitation, then the member joins.
                         let body = json!({ "user_id": member.id });
                         let path = format!("/api/groups/{id}/members");
                         setup_call(http, base_url, Method::POST, &path, Some(&creator.token), Some(&body)).await?;
+                        let join = format!("/api/groups/{id}/join");
+                        let member_url = &slots[member.slot];
+                        setup_call(http, member_url, Method::POST, &join, Some(&member.token), None).await?;
                     }
                     Ok(id)
                 }
