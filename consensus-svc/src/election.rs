@@ -16,7 +16,10 @@
 //!   (a leader: when no quorum acknowledged it for that long) and the candidate's log is at
 //!   least as up to date as its own — the two checks openraft's real vote makes;
 //! - with a yes from a majority of every configuration (joint ones included), the store
-//!   asks openraft to start the election (`Trigger::elect`).
+//!   asks openraft to start the election (`Trigger::elect`) at once, without waiting for
+//!   the slower answers (a frozen old leader answers only when the wait runs out) — unless
+//!   it heard from a leader or granted a vote while it asked: then another candidate
+//!   was faster, and an election would only depose it.
 //!
 //! So a node that cannot win never raises the term. openraft's leader lease (votes are
 //! refused for `election_timeout_max` after hearing from a leader) is set to
@@ -30,7 +33,8 @@ use std::time::Duration;
 
 use agenda_shared::auth::Receiver;
 use agenda_shared::proto::RaftPayload;
-use futures::future::join_all;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use openraft::ServerState;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -198,17 +202,33 @@ impl StoreNode {
             .filter(|id| *id != self.raft_id)
             .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
             .collect();
-        let answers = join_all(peers.iter().map(|(id, node)| {
-            let body = &body;
-            async move { (*id, self.ask_pre_vote(*id, node, body, wait).await) }
-        }))
-        .await;
-        let mut granted: BTreeSet<RaftId> = answers.into_iter().filter(|(_, yes)| *yes).map(|(id, _)| id).collect();
-        granted.insert(self.raft_id);
-        membership
-            .get_joint_config()
+        let mut answers: FuturesUnordered<_> = peers
             .iter()
-            .all(|config| config.iter().filter(|id| granted.contains(id)).count() * 2 > config.len())
+            .map(|(id, node)| {
+                let body = &body;
+                async move { (*id, self.ask_pre_vote(*id, node, body, wait).await) }
+            })
+            .collect();
+        let mut granted = BTreeSet::from([self.raft_id]);
+        let won = |granted: &BTreeSet<RaftId>| {
+            membership
+                .get_joint_config()
+                .iter()
+                .all(|config| config.iter().filter(|id| granted.contains(id)).count() * 2 > config.len())
+        };
+        // Decide as soon as a majority said yes: a dead or frozen peer (often the old
+        // leader) answers only when `wait` runs out, and every millisecond spent waiting
+        // for it is a millisecond without writes and a chance for a second candidate.
+        while !won(&granted) {
+            match answers.next().await {
+                Some((id, true)) => {
+                    granted.insert(id);
+                }
+                Some((_, false)) => {}
+                None => return false,
+            }
+        }
+        true
     }
 }
 
@@ -248,6 +268,13 @@ pub(crate) async fn run(node: StoreNode, shutdown: CancellationToken) {
             last_attempt = Instant::now();
             threshold = timeout();
             if node.pre_vote_round().await {
+                // Another candidate may have won meanwhile (this store granted it a vote
+                // or heard its first AppendEntries): an election now would raise the term
+                // over a fresh leader and depose it.
+                if node.contact.silence() < last_attempt.elapsed() {
+                    tracing::debug!("pre-vote won, but a leader or candidate was heard from since: no election");
+                    continue;
+                }
                 tracing::info!("pre-vote won: starting an election");
                 if let Err(e) = node.raft.trigger().elect().await {
                     tracing::warn!(error = %e, "could not start an election");
