@@ -1,14 +1,24 @@
 //! The closed-loop driver: `concurrency` workers, each issuing one operation after the
 //! other, until the duration passes or the request budget is spent. Every request has its
-//! own timeout (in the workload's HTTP client), so a run always ends.
+//! own timeout (in the workload's HTTP client), so a run always ends. A worker whose
+//! operation failed rests [`REST_AFTER_ERROR`] before the next, so a worker whose endpoint
+//! is down (a failover measurement kills it on purpose) does not spin on refused
+//! connections and starve the others of CPU.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::stats::{LevelResult, Local};
+
+/// Set (by `--stop-file`, see main.rs) to end the current run early, as if its duration
+/// had passed: the failover measurement runs its load until its faults are done.
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The pause after a failed operation.
+const REST_AFTER_ERROR: Duration = Duration::from_millis(20);
 
 /// Something the driver can run: one operation (one or more requests) per call.
 pub(crate) trait Workload: Send + Sync + 'static {
@@ -22,6 +32,8 @@ pub(crate) struct Bounds {
     pub(crate) duration: Duration,
     /// Requests (successful or not) after which no new operation starts.
     pub(crate) max_requests: u64,
+    /// Keep the wall-clock time of every success ([`crate::stats::LevelResult::acks_us`]).
+    pub(crate) record_acks: bool,
 }
 
 /// Run `workload` with `concurrency` workers within `bounds`.
@@ -35,14 +47,22 @@ pub(crate) async fn run_level<W: Workload>(workload: Arc<W>, concurrency: usize,
         let issued = issued.clone();
         let max = bounds.max_requests;
         tasks.push(tokio::spawn(async move {
-            let mut local = Local::default();
+            let mut local = if bounds.record_acks {
+                Local::recording_acks()
+            } else {
+                Local::default()
+            };
             let mut last = 0;
-            while Instant::now() < deadline && issued.load(Ordering::Relaxed) < max {
+            while Instant::now() < deadline && !STOP.load(Ordering::Relaxed) && issued.load(Ordering::Relaxed) < max {
+                let errors_before = local.errors();
                 workload.op(worker, &mut local).await;
                 // Count what this operation sent (successes and errors) against the budget.
                 let now = local.successes() + local.errors();
                 issued.fetch_add(now - last, Ordering::Relaxed);
                 last = now;
+                if local.errors() > errors_before {
+                    tokio::time::sleep(REST_AFTER_ERROR).await;
+                }
             }
             local
         }));
@@ -85,6 +105,7 @@ mod tests {
         let bounds = Bounds {
             duration: Duration::from_secs(60),
             max_requests: 40,
+            record_acks: false,
         };
         let level = run_level(Arc::new(Sleepy), 4, bounds).await;
         assert_eq!(level.stopped_by, "max_requests");
@@ -104,10 +125,12 @@ mod tests {
         let bounds = Bounds {
             duration: Duration::from_millis(50),
             max_requests: u64::MAX,
+            record_acks: true,
         };
         let level = run_level(Arc::new(Sleepy), 2, bounds).await;
         assert_eq!(level.stopped_by, "duration");
         assert!(level.ok > 0);
         assert!(level.elapsed_s < 30.0);
+        assert_eq!(level.acks_us.len() as u64, level.ok, "every success has its time");
     }
 }

@@ -9,6 +9,7 @@ mod agenda;
 mod chart;
 mod driver;
 mod etcd;
+mod failover;
 mod report;
 mod stats;
 
@@ -38,13 +39,20 @@ usage:
       throughput and latency against concurrency, one line per scenario
   agenda-bench report RESULT.json...
       Markdown tables on stdout
+  agenda-bench failover NAME=DIR...
+      the write-unavailability window after each fault, as a Markdown table on stdout,
+      from DIR/acks.txt (written by --acks) and DIR/faults.txt (`<unix ms> <kind>
+      <target>` lines, written by scripts/failover.sh)
 
 common options:
   --concurrency LIST   concurrent users per run (default 1,8,64,256)
   --duration S         length of each run in seconds (default 15)
   --max-requests N     requests after which a run stops early (default 1000000)
   --pause S            rest between runs (default 2)
-  --timeout S          timeout of one request (default 30)";
+  --timeout S          timeout of one request (default 30)
+  --stop-file FILE     end the run (as if its duration had passed) once FILE exists
+  --acks FILE          write the wall-clock time (Unix microseconds) of every
+                       acknowledged request to FILE, one per line";
 
 #[derive(Debug)]
 struct Common {
@@ -54,6 +62,8 @@ struct Common {
     pause: Duration,
     timeout: Duration,
     out: Option<PathBuf>,
+    acks: Option<PathBuf>,
+    stop_file: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -76,6 +86,9 @@ enum Cmd {
     },
     Report {
         inputs: Vec<PathBuf>,
+    },
+    Failover {
+        runs: Vec<(String, PathBuf)>,
     },
 }
 
@@ -104,6 +117,8 @@ fn parse(args: Vec<String>) -> Result<Cmd, String> {
         pause: Duration::from_secs(2),
         timeout: Duration::from_secs(30),
         out: None,
+        acks: None,
+        stop_file: None,
     };
     let mut api = Vec::new();
     let mut endpoints = Vec::new();
@@ -126,6 +141,8 @@ fn parse(args: Vec<String>) -> Result<Cmd, String> {
             "--value-size" => value_size = value.parse().map_err(|_| "--value-size wants bytes")?,
             "--font" => font = PathBuf::from(value),
             "--out" => common.out = Some(PathBuf::from(value)),
+            "--acks" => common.acks = Some(PathBuf::from(value)),
+            "--stop-file" => common.stop_file = Some(PathBuf::from(value)),
             "--concurrency" => {
                 common.concurrency = list(&value)
                     .iter()
@@ -186,6 +203,23 @@ fn parse(args: Vec<String>) -> Result<Cmd, String> {
             inputs,
         }),
         "report" => Ok(Cmd::Report { inputs }),
+        "failover" => {
+            let runs = inputs
+                .iter()
+                .map(|i| {
+                    let text = i.to_string_lossy();
+                    let (name, dir) = text
+                        .split_once('=')
+                        .filter(|(n, d)| !n.is_empty() && !d.is_empty())
+                        .ok_or_else(|| format!("failover wants NAME=DIR, got {text:?}"))?;
+                    Ok((name.to_owned(), PathBuf::from(dir)))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            if runs.is_empty() {
+                return Err("failover wants at least one NAME=DIR".into());
+            }
+            Ok(Cmd::Failover { runs })
+        }
         "help" | "-h" | "--help" => Err(String::new()),
         other => Err(format!("unknown command {other:?}")),
     }
@@ -196,7 +230,16 @@ async fn run_levels<W: Workload>(workload: Arc<W>, name: &str, common: &Common) 
     let bounds = Bounds {
         duration: common.duration,
         max_requests: common.max_requests,
+        record_acks: common.acks.is_some(),
     };
+    if let Some(path) = common.stop_file.clone() {
+        tokio::spawn(async move {
+            while !path.exists() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            driver::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
     let mut levels = Vec::new();
     for (i, &c) in common.concurrency.iter().enumerate() {
         if i > 0 {
@@ -217,6 +260,15 @@ async fn run_levels<W: Workload>(workload: Arc<W>, name: &str, common: &Common) 
             eprintln!("{:>14}   error: {sample}", "");
         }
         levels.push(level);
+    }
+    if let Some(path) = &common.acks {
+        let mut acks: Vec<u64> = levels.iter().flat_map(|l| l.acks_us.iter().copied()).collect();
+        acks.sort_unstable();
+        let text: String = acks.iter().map(|t| format!("{t}\n")).collect();
+        match std::fs::write(path, text) {
+            Ok(()) => eprintln!("wrote {} acknowledgement times to {}", acks.len(), path.display()),
+            Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        }
     }
     levels
 }
@@ -330,6 +382,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             print!("{}", report::markdown(&read_results(&inputs)?));
             Ok(())
         }
+        Cmd::Failover { runs } => {
+            print!("{}", failover::report_dirs(&runs)?);
+            Ok(())
+        }
     }
 }
 
@@ -385,6 +441,16 @@ mod tests {
         assert_eq!(scenarios, vec!["create".to_owned()]);
         assert_eq!(common.concurrency, vec![1, 8]);
         assert_eq!(common.duration, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn the_failover_command_wants_named_directories() {
+        let Ok(Cmd::Failover { runs }) = parse(args("failover agenda=target/a etcd=target/e")) else {
+            panic!("failover did not parse");
+        };
+        assert_eq!(runs[1], ("etcd".to_owned(), PathBuf::from("target/e")));
+        assert!(parse(args("failover target/a")).unwrap_err().contains("NAME=DIR"));
+        assert!(parse(args("failover")).unwrap_err().contains("at least one"));
     }
 
     #[test]

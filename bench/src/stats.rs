@@ -2,7 +2,7 @@
 //! as JSON (percentiles from the sorted samples: exact, and cheap at these sample counts).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,9 @@ const KEEP_ERRORS: usize = 5;
 #[derive(Debug, Default)]
 pub(crate) struct Local {
     kinds: BTreeMap<&'static str, KindLocal>,
+    /// Wall-clock time (Unix microseconds) of every success, when asked for
+    /// ([`Local::recording_acks`]): what the failover measurement needs.
+    acks_us: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -23,10 +26,21 @@ struct KindLocal {
 }
 
 impl Local {
+    /// A recorder that also keeps the wall-clock time of every success.
+    pub(crate) fn recording_acks() -> Self {
+        Self {
+            acks_us: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
     /// A request of `kind` answered as expected after `elapsed`.
     pub(crate) fn ok(&mut self, kind: &'static str, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.kinds.entry(kind).or_default().latencies_us.push(us);
+        if let Some(acks) = &mut self.acks_us {
+            acks.push(unix_us(SystemTime::now()));
+        }
     }
 
     /// A request of `kind` failed (transport error or unexpected status).
@@ -50,6 +64,9 @@ impl Local {
 
     /// Fold `other` into `self`.
     pub(crate) fn merge(&mut self, other: Local) {
+        if let Some(theirs) = other.acks_us {
+            self.acks_us.get_or_insert_with(Vec::new).extend(theirs);
+        }
         for (kind, k) in other.kinds {
             let mine = self.kinds.entry(kind).or_default();
             mine.latencies_us.extend(k.latencies_us);
@@ -85,6 +102,8 @@ impl Local {
             );
         }
         let latency = Latency::of(&mut all);
+        let mut acks_us = self.acks_us.unwrap_or_default();
+        acks_us.sort_unstable();
         LevelResult {
             concurrency,
             elapsed_s: secs,
@@ -95,8 +114,15 @@ impl Local {
             latency,
             by_kind,
             error_samples,
+            acks_us,
         }
     }
+}
+
+/// Microseconds since the Unix epoch (0 before it).
+pub(crate) fn unix_us(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// Latency percentiles of the successful requests, in milliseconds.
@@ -163,6 +189,9 @@ pub(crate) struct LevelResult {
     pub(crate) latency: Latency,
     pub(crate) by_kind: BTreeMap<String, KindResult>,
     pub(crate) error_samples: Vec<String>,
+    /// Sorted wall-clock times of the successes, when recorded; not part of the JSON.
+    #[serde(skip)]
+    pub(crate) acks_us: Vec<u64>,
 }
 
 /// A scenario at every concurrency: one JSON file.
@@ -215,6 +244,32 @@ mod tests {
         assert_eq!(level.by_kind["read"].ok, 2);
         assert_eq!(level.by_kind["accept"].ok, 1);
         assert!((level.by_kind["read"].latency.max_ms - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn acks_are_kept_only_when_asked_for_and_come_out_sorted() {
+        let mut plain = Local::default();
+        plain.ok("put", Duration::from_millis(1));
+        assert!(
+            plain
+                .summarise(1, Duration::from_secs(1), "duration")
+                .acks_us
+                .is_empty()
+        );
+
+        let mut a = Local::recording_acks();
+        let mut b = Local::recording_acks();
+        b.ok("put", Duration::from_millis(1));
+        a.ok("put", Duration::from_millis(1));
+        a.error("put", || "refused".into());
+        let mut total = Local::default();
+        total.merge(a);
+        total.merge(b);
+        let level = total.summarise(2, Duration::from_secs(1), "duration");
+        assert_eq!(level.acks_us.len(), 2, "one per success, none for the error");
+        assert!(level.acks_us[0] <= level.acks_us[1]);
+        let now = unix_us(SystemTime::now());
+        assert!(level.acks_us.iter().all(|&t| t <= now && now - t < 60_000_000));
     }
 
     #[test]
