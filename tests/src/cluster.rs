@@ -353,38 +353,51 @@ impl TestCluster {
         self.node(i).status()
     }
 
+    /// The leader every running slot in `among` agrees on, if there is one and it is in
+    /// `among`.
+    fn agreed_leader(&self, among: &[usize]) -> Option<usize> {
+        let statuses: Vec<StoreStatus> = among
+            .iter()
+            .filter(|&&i| self.is_running(i))
+            .map(|&i| self.status(i))
+            .collect();
+        let leader = statuses.first()?.leader_id?;
+        if statuses.iter().any(|s| s.leader_id != Some(leader)) {
+            return None;
+        }
+        let slot = among.iter().copied().find(|&i| self.slots[i].raft_id == leader)?;
+        (self.is_running(slot) && self.status(slot).role == "leader").then_some(slot)
+    }
+
     /// Wait until every slot in `among` that runs agrees on one leader that is in `among`;
     /// returns the leader's slot index.
     pub async fn wait_for_leader(&self, among: &[usize]) -> usize {
         eventually(
             "a leader agreed on by the given slots",
             Duration::from_secs(30),
-            || async {
-                let statuses: Vec<StoreStatus> = among
-                    .iter()
-                    .filter(|&&i| self.is_running(i))
-                    .map(|&i| self.status(i))
-                    .collect();
-                let leader = statuses.first()?.leader_id?;
-                if statuses.iter().any(|s| s.leader_id != Some(leader)) {
-                    return None;
-                }
-                let slot = among.iter().copied().find(|&i| self.slots[i].raft_id == leader)?;
-                (self.is_running(slot) && self.status(slot).role == "leader").then_some(slot)
-            },
+            || async { self.agreed_leader(among) },
         )
         .await
     }
 
     /// Index of the slot the running cluster members currently call leader (waits for
-    /// one). Stores that belong to no cluster yet (a wiped slot) are not asked.
+    /// one). Stores that belong to no cluster yet (a wiped slot) are not asked. Who is a
+    /// member is read again on every try: a store that was just restarted reports its
+    /// membership only once it has loaded its log, and it may be the one elected.
     pub async fn leader(&self) -> usize {
-        let members: Vec<usize> = self
-            .running()
-            .into_iter()
-            .filter(|&i| !self.status(i).members.is_empty())
-            .collect();
-        self.wait_for_leader(&members).await
+        eventually(
+            "a leader agreed on by the cluster's members",
+            Duration::from_secs(30),
+            || async {
+                let members: Vec<usize> = self
+                    .running()
+                    .into_iter()
+                    .filter(|&i| !self.status(i).members.is_empty())
+                    .collect();
+                self.agreed_leader(&members)
+            },
+        )
+        .await
     }
 
     /// Wait until every slot in `among` has applied at least `revision`.
