@@ -24,10 +24,11 @@ export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 # Selenium Manager must never try to download a driver or a browser.
 export SE_OFFLINE=true
 
-DATA=
-LOG=
-LAUNCHER_PID=
 SUMMARY=
+
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+# shellcheck source=scripts/lib/local-cluster.sh
+source "$ROOT/scripts/lib/local-cluster.sh"
 
 say() { echo "== browser-tests: $*"; }
 fail_setup() {
@@ -39,31 +40,7 @@ fail_setup() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$LAUNCHER_PID" ] && kill -0 "$LAUNCHER_PID" 2>/dev/null; then
-    say "stopping the cluster (pid $LAUNCHER_PID)"
-    kill -TERM "$LAUNCHER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$LAUNCHER_PID" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$LAUNCHER_PID" 2>/dev/null; then
-      echo "browser-tests: the launcher did not stop within 20 s; killing it" >&2
-      kill -KILL "$LAUNCHER_PID" 2>/dev/null || true
-    fi
-    wait "$LAUNCHER_PID" 2>/dev/null || true
-  fi
-  if [ -n "$DATA" ]; then
-    # Children of this cluster that outlived the launcher (their DATA_DIR is under ours).
-    for p in $(pgrep -f "agenda-local __child" 2>/dev/null || true); do
-      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q "^DATA_DIR=$DATA/"; then
-        kill -CONT "$p" 2>/dev/null || true
-        kill -KILL "$p" 2>/dev/null || true
-      fi
-    done
-    if [ "$rc" -ne 0 ] && [ -f "$LOG" ]; then
-      echo "---- launcher log (tail)" >&2
-      tail -n 40 "$LOG" >&2 || true
-      mkdir -p "$SCREENSHOT_DIR" && cp -r "$DATA/logs" "$SCREENSHOT_DIR/cluster-logs" 2>/dev/null || true
-    fi
-    if [ "${KEEP_DATA:-0}" = 1 ]; then say "data kept in $DATA"; else rm -rf "$DATA"; fi
-  fi
+  local_cluster_stop "$rc" "$SCREENSHOT_DIR" 40
   # A setup failure (or a run cut short) counts as one failed test.
   if [ -z "$SUMMARY" ] || { [ "$rc" -ne 0 ] && [[ "$SUMMARY" == *" 0 failed" ]]; }; then
     SUMMARY="0 passed, 1 failed"
@@ -93,51 +70,12 @@ if ! "$PYTHON" -c 'import selenium' 2>/dev/null; then
 fi
 say "$("$CHROMIUM" --version 2>/dev/null | head -n 1); $("$CHROMEDRIVER" --version | head -n 1); selenium $("$PYTHON" -c 'import selenium; print(selenium.__version__)')"
 
-# ---- the launcher (it embeds the UI, so it must be current) ----------------------------
-BIN=${AGENDA_LOCAL:-}
-if [ -z "$BIN" ]; then
-  say "cargo build -p agenda-local"
-  cargo build -p agenda-local --locked --quiet || fail_setup "cargo build -p agenda-local failed"
-  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/agenda-local
-fi
-[ -x "$BIN" ] || fail_setup "no launcher at $BIN"
-
-# ---- ports: slot k uses P+k (API), P+100+k (store), P+200+k (discovery) ---------------
-port_block_free() {
-  "$PYTHON" - "$1" <<'EOF'
-import socket, sys
-base = int(sys.argv[1])
-for off in [k for k in range(1, 8)] + [100 + k for k in range(1, 8)] + [200 + k for k in range(1, 8)]:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", base + off))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-EOF
-}
-PORT=${BROWSER_TESTS_PORT:-}
-if [ -z "$PORT" ]; then
-  for candidate in 18080 18380 18680 18980 19280 19580; do
-    if port_block_free "$candidate"; then PORT=$candidate; break; fi
-  done
-fi
+# ---- the launcher (it embeds the UI, so it must be current) and the cluster -------------
+local_cluster_build
+PORT=${BROWSER_TESTS_PORT:-$(local_cluster_port 7 18080 18380 18680 18980 19280 19580 || true)}
 [ -n "$PORT" ] || fail_setup "no free block of ports found"
-
-# ---- the cluster -----------------------------------------------------------------------
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/agenda-browser-XXXXXX")
-LOG=$DATA/launcher.log
-say "starting 7 slots on 127.0.0.1:$((PORT + 1))..$((PORT + 7)) (data in $DATA)"
-"$BIN" --slots 7 --data-dir "$DATA" --api-base-port "$PORT" >"$LOG" 2>&1 &
-LAUNCHER_PID=$!
-deadline=$((SECONDS + 180))
-until grep -q "agenda-local: ready" "$LOG" 2>/dev/null; do
-  kill -0 "$LAUNCHER_PID" 2>/dev/null || fail_setup "the launcher exited: $(tail -n 20 "$LOG")"
-  [ "$SECONDS" -lt "$deadline" ] || fail_setup "the cluster was not ready within 180 s"
-  sleep 0.5
-done
-say "$(grep -m 1 "agenda-local: ready" "$LOG")"
+local_cluster_start browser 7 "$PORT"
+DATA=$LC_DATA
 
 # ---- the tests -------------------------------------------------------------------------
 mkdir -p "$SCREENSHOT_DIR"

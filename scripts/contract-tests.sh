@@ -54,9 +54,8 @@ VENV=$TARGET/contract-venv
 REPORT_DIR=${CONTRACT_REPORT_DIR:-$ROOT/ci-artifacts/contract}
 PYTHON=${PYTHON:-python3}
 
-DATA=
-LOG=
-LAUNCHER_PID=
+# shellcheck source=scripts/lib/local-cluster.sh
+source "$ROOT/scripts/lib/local-cluster.sh"
 
 say() { echo "== contract-tests: $*"; }
 fail_setup() {
@@ -68,31 +67,7 @@ fail_setup() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$LAUNCHER_PID" ] && kill -0 "$LAUNCHER_PID" 2>/dev/null; then
-    say "stopping the cluster (pid $LAUNCHER_PID)"
-    kill -TERM "$LAUNCHER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$LAUNCHER_PID" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$LAUNCHER_PID" 2>/dev/null; then
-      echo "contract-tests: the launcher did not stop within 20 s; killing it" >&2
-      kill -KILL "$LAUNCHER_PID" 2>/dev/null || true
-    fi
-    wait "$LAUNCHER_PID" 2>/dev/null || true
-  fi
-  if [ -n "$DATA" ]; then
-    # Children of this cluster that outlived the launcher (their DATA_DIR is under ours).
-    for p in $(pgrep -f "agenda-local __child" 2>/dev/null || true); do
-      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q "^DATA_DIR=$DATA/"; then
-        kill -CONT "$p" 2>/dev/null || true
-        kill -KILL "$p" 2>/dev/null || true
-      fi
-    done
-    if [ "$rc" -ne 0 ] && [ -f "$LOG" ]; then
-      echo "---- launcher log (tail)" >&2
-      tail -n 20 "$LOG" >&2 || true
-      mkdir -p "$REPORT_DIR" && cp -r "$DATA/logs" "$REPORT_DIR/cluster-logs" 2>/dev/null || true
-    fi
-    if [ "${KEEP_DATA:-0}" = 1 ]; then say "data kept in $DATA"; else rm -rf "$DATA"; fi
-  fi
+  local_cluster_stop "$rc" "$REPORT_DIR" 20
   if [ "$rc" -eq 0 ]; then say "passed"; else say "FAILED (exit $rc)"; fi
   exit "$rc"
 }
@@ -110,54 +85,15 @@ if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesi
 fi
 say "$("$VENV/bin/schemathesis" --version)"
 
-# ---- the launcher ----------------------------------------------------------------------
-BIN=${AGENDA_LOCAL:-}
-if [ -z "$BIN" ]; then
-  say "cargo build -p agenda-local"
-  cargo build -p agenda-local --locked --quiet || fail_setup "cargo build -p agenda-local failed"
-  BIN=$TARGET/debug/agenda-local
-fi
-[ -x "$BIN" ] || fail_setup "no launcher at $BIN"
-
-# ---- ports: slot k uses P+k (API), P+100+k (store), P+200+k (discovery) ---------------
+# ---- the launcher and the cluster ------------------------------------------------------
+local_cluster_build
 SLOTS=3
-port_block_free() {
-  "$PYTHON" - "$1" "$SLOTS" <<'EOF'
-import socket, sys
-base, slots = int(sys.argv[1]), int(sys.argv[2])
-for off in [o + k for o in (0, 100, 200) for k in range(1, slots + 1)]:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", base + off))
-    except OSError:
-        sys.exit(1)
-    finally:
-        s.close()
-EOF
-}
-PORT=${CONTRACT_TESTS_PORT:-}
-if [ -z "$PORT" ]; then
-  for candidate in 21080 21380 21680 21980 22280 22580; do
-    if port_block_free "$candidate"; then PORT=$candidate; break; fi
-  done
-fi
+PORT=${CONTRACT_TESTS_PORT:-$(local_cluster_port "$SLOTS" 21080 21380 21680 21980 22280 22580 || true)}
 [ -n "$PORT" ] || fail_setup "no free block of ports found"
 API=http://127.0.0.1:$((PORT + 1))
-
-# ---- the cluster -----------------------------------------------------------------------
-DATA=$(mktemp -d "${TMPDIR:-/tmp}/agenda-contract-XXXXXX")
-LOG=$DATA/launcher.log
-say "starting $SLOTS slots on 127.0.0.1:$((PORT + 1))..$((PORT + SLOTS)) (data in $DATA)"
 LOGIN_PER_IP_PER_MINUTE=1000000 LOGIN_FREE_FAILURES=1000000 FEED_FAILURES_PER_IP_PER_MINUTE=1000000 \
-  "$BIN" --slots "$SLOTS" --data-dir "$DATA" --api-base-port "$PORT" >"$LOG" 2>&1 &
-LAUNCHER_PID=$!
-deadline=$((SECONDS + 180))
-until grep -q "agenda-local: ready" "$LOG" 2>/dev/null; do
-  kill -0 "$LAUNCHER_PID" 2>/dev/null || fail_setup "the launcher exited: $(tail -n 20 "$LOG")"
-  [ "$SECONDS" -lt "$deadline" ] || fail_setup "the cluster was not ready within 180 s"
-  sleep 0.5
-done
-say "$(grep -m 1 "agenda-local: ready" "$LOG")"
+  local_cluster_start contract "$SLOTS" "$PORT"
+DATA=$LC_DATA
 
 # ---- a user and its token, and some state to reach ----------------------------------
 # Besides the test user, a peer who shares a group with it (and has a group appointment
