@@ -183,26 +183,24 @@ start_etcd() {
     EPID[$k]=$!
 }
 etcd_status() { curl -sf --max-time 1 -X POST "http://127.0.0.1:$((ETCD_CLIENT_BASE + $1))/v3/maintenance/status" -d '{}'; }
+etcd_leads() { etcd_status "$1" | jq -e '.header.member_id == .leader' >/dev/null; }
 etcd_healthy() {
     local k leaders=0
     for k in $(seq 7); do
         curl -sf --max-time 1 "http://127.0.0.1:$((ETCD_CLIENT_BASE + k))/health" | grep -q '"true"' || return 1
-        etcd_status "$k" | jq -e '.header.member_id == .leader' >/dev/null && leaders=$((leaders + 1))
+        if etcd_leads "$k"; then leaders=$((leaders + 1)); fi
     done
     [ "$leaders" -eq 1 ]
 }
+# The first member that leads (etcd_leader) or that answers and does not (etcd_follower).
 etcd_leader() {
     local k
-    for k in $(seq 7); do
-        etcd_status "$k" | jq -e '.header.member_id == .leader' >/dev/null && { echo "$k"; return 0; }
-    done
+    for k in $(seq 7); do etcd_leads "$k" && { echo "$k"; return 0; }; done
     return 1
 }
 etcd_follower() {
     local k
-    for k in $(seq 7); do
-        etcd_status "$k" | jq -e '.header.member_id != .leader' >/dev/null && { echo "$k"; return 0; }
-    done
+    for k in $(seq 7); do etcd_status "$k" >/dev/null && ! etcd_leads "$k" && { echo "$k"; return 0; }; done
     return 1
 }
 etcd_pid() { echo "${EPID[$1]}"; }
