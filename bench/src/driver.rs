@@ -13,10 +13,6 @@ use tokio::time::Instant;
 
 use crate::stats::{LevelResult, Local};
 
-/// Set (by `--stop-file`, see main.rs) to end the current run early, as if its duration
-/// had passed: the failover measurement runs its load until its faults are done.
-pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
-
 /// The pause after a failed operation.
 const REST_AFTER_ERROR: Duration = Duration::from_millis(20);
 
@@ -27,13 +23,16 @@ pub(crate) trait Workload: Send + Sync + 'static {
 }
 
 /// Bounds of one run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Bounds {
     pub(crate) duration: Duration,
     /// Requests (successful or not) after which no new operation starts.
     pub(crate) max_requests: u64,
     /// Keep the wall-clock time of every success ([`crate::stats::LevelResult::acks_us`]).
     pub(crate) record_acks: bool,
+    /// Once set, no new operation starts (`--stop-file`, see main.rs): the failover
+    /// measurement runs its load until its faults are done.
+    pub(crate) stop: Arc<AtomicBool>,
 }
 
 /// Run `workload` with `concurrency` workers within `bounds`.
@@ -46,6 +45,7 @@ pub(crate) async fn run_level<W: Workload>(workload: Arc<W>, concurrency: usize,
         let workload = workload.clone();
         let issued = issued.clone();
         let max = bounds.max_requests;
+        let stop = bounds.stop.clone();
         tasks.push(tokio::spawn(async move {
             let mut local = if bounds.record_acks {
                 Local::recording_acks()
@@ -53,7 +53,7 @@ pub(crate) async fn run_level<W: Workload>(workload: Arc<W>, concurrency: usize,
                 Local::default()
             };
             let mut last = 0;
-            while Instant::now() < deadline && !STOP.load(Ordering::Relaxed) && issued.load(Ordering::Relaxed) < max {
+            while Instant::now() < deadline && !stop.load(Ordering::Relaxed) && issued.load(Ordering::Relaxed) < max {
                 let errors_before = local.errors();
                 workload.op(worker, &mut local).await;
                 // Count what this operation sent (successes and errors) against the budget.
@@ -77,6 +77,8 @@ pub(crate) async fn run_level<W: Workload>(workload: Arc<W>, concurrency: usize,
     let elapsed = started.elapsed();
     let stopped_by = if issued.load(Ordering::Relaxed) >= bounds.max_requests {
         "max_requests"
+    } else if bounds.stop.load(Ordering::Relaxed) {
+        "stop"
     } else {
         "duration"
     };
@@ -106,6 +108,7 @@ mod tests {
             duration: Duration::from_secs(60),
             max_requests: 40,
             record_acks: false,
+            stop: Arc::default(),
         };
         let level = run_level(Arc::new(Sleepy), 4, bounds).await;
         assert_eq!(level.stopped_by, "max_requests");
@@ -126,11 +129,57 @@ mod tests {
             duration: Duration::from_millis(50),
             max_requests: u64::MAX,
             record_acks: true,
+            stop: Arc::default(),
         };
         let level = run_level(Arc::new(Sleepy), 2, bounds).await;
         assert_eq!(level.stopped_by, "duration");
         assert!(level.ok > 0);
         assert!(level.elapsed_s < 30.0);
         assert_eq!(level.acks_us.len() as u64, level.ok, "every success has its time");
+    }
+
+    struct Refused;
+
+    impl Workload for Refused {
+        async fn op(&self, _worker: usize, rec: &mut Local) {
+            rec.error("put", || "connection refused".into());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_whose_requests_fail_rests_instead_of_spinning() {
+        let bounds = Bounds {
+            duration: Duration::from_millis(200),
+            max_requests: u64::MAX,
+            record_acks: false,
+            stop: Arc::default(),
+        };
+        let level = run_level(Arc::new(Refused), 2, bounds).await;
+        // 200 ms / 20 ms rest = 10 tries per worker at most (one more for the last).
+        assert!(
+            (1..=2 * 11).contains(&level.errors),
+            "{} failed tries in 200 ms",
+            level.errors
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stop_flag_ends_a_run_before_its_duration() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bounds = Bounds {
+            duration: Duration::from_secs(600),
+            max_requests: u64::MAX,
+            record_acks: false,
+            stop: stop.clone(),
+        };
+        let run = tokio::spawn(run_level(Arc::new(Sleepy), 2, bounds));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.store(true, Ordering::Relaxed);
+        let level = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .expect("the run ended once stopped")
+            .expect("the run did not panic");
+        assert_eq!(level.stopped_by, "stop");
+        assert!(level.ok > 0);
     }
 }

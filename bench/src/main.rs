@@ -231,13 +231,15 @@ async fn run_levels<W: Workload>(workload: Arc<W>, name: &str, common: &Common) 
         duration: common.duration,
         max_requests: common.max_requests,
         record_acks: common.acks.is_some(),
+        stop: Arc::default(),
     };
     if let Some(path) = common.stop_file.clone() {
+        let stop = bounds.stop.clone();
         tokio::spawn(async move {
             while !path.exists() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            driver::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
     }
     let mut levels = Vec::new();
@@ -245,7 +247,7 @@ async fn run_levels<W: Workload>(workload: Arc<W>, name: &str, common: &Common) 
         if i > 0 {
             tokio::time::sleep(common.pause).await;
         }
-        let level = run_level(workload.clone(), c, bounds).await;
+        let level = run_level(workload.clone(), c, bounds.clone()).await;
         eprintln!(
             "{name:>14} users={c:<4} {:>8.0} req/s  p50={:>7.1}ms p95={:>7.1}ms p99={:>7.1}ms max={:>7.1}ms  ok={} errors={}",
             level.requests_per_s,

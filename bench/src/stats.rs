@@ -178,7 +178,7 @@ pub(crate) struct KindResult {
 pub(crate) struct LevelResult {
     pub(crate) concurrency: usize,
     pub(crate) elapsed_s: f64,
-    /// `duration` or `max_requests`.
+    /// `duration`, `max_requests` or `stop`.
     pub(crate) stopped_by: String,
     /// Successful requests.
     pub(crate) ok: u64,
