@@ -21,7 +21,7 @@ use crate::grpc::raft::RaftService;
 use crate::grpc::store::StoreService;
 use crate::log_store::LogStore;
 use crate::network::Network;
-use crate::node::StoreNode;
+use crate::node::{ProposalQueue, StoreNode};
 use crate::peers::Peers;
 use crate::state::StateStore;
 use crate::types::{Raft, RaftId};
@@ -77,6 +77,7 @@ pub struct App {
     drain: Duration,
     internal: CancellationToken,
     membership: Option<(MembershipConfig, RpcAuth)>,
+    proposals: ProposalQueue,
 }
 
 impl App {
@@ -152,6 +153,8 @@ impl App {
             )
         });
         let internal = CancellationToken::new();
+        state.set_max_entry_format(config.max_entry_format);
+        let (proposer, proposals) = crate::node::propose_queue();
         let node = StoreNode {
             raft,
             state,
@@ -165,6 +168,8 @@ impl App {
             freshness: Default::default(),
             contact: Default::default(),
             log,
+            proposer,
+            gate: Default::default(),
         };
         // Requests are accepted when signed for this store: its advertised or listen
         // address (or the address a connection arrives at), its slot, this incarnation.
@@ -187,6 +192,7 @@ impl App {
             drain: Duration::from_millis(config.timings.drain_ms),
             internal,
             membership,
+            proposals,
         })
     }
 
@@ -238,6 +244,7 @@ impl App {
             drain,
             internal,
             membership,
+            proposals,
             ..
         } = self;
         let raft_svc = RaftServer::new(RaftService { node: node.clone() })
@@ -262,6 +269,12 @@ impl App {
             .serve_with_incoming_shutdown(incoming, async move { stop_serving.cancelled().await });
         let mut server = tokio::spawn(server.in_current_span());
         let elections = tokio::spawn(crate::election::run(node.clone(), internal.clone()).in_current_span());
+        let formats = tokio::spawn(crate::version::run(node.clone(), internal.clone()).in_current_span());
+        let proposing = tokio::spawn(
+            proposals
+                .run(node.raft.clone(), node.gate.clone(), internal.clone())
+                .in_current_span(),
+        );
         let reconciler = membership.map(|(config, auth)| {
             tokio::spawn(
                 crate::membership::run(node.clone(), config, auth, tls.clone(), internal.clone()).in_current_span(),
@@ -289,6 +302,8 @@ impl App {
             let _ = task.await;
         }
         let _ = elections.await;
+        let _ = formats.await;
+        let _ = proposing.await;
         tracing::info!("stopping raft");
         if let Err(e) = node.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");

@@ -36,6 +36,10 @@ pub struct Config {
     /// Discovery-driven bootstrap and membership (`None`: membership through the Admin
     /// RPCs only).
     pub membership: Option<MembershipConfig>,
+    /// The newest log entry format this store applies (env `MAX_ENTRY_FORMAT`; default and
+    /// ceiling [`crate::entry::SUPPORTED_FORMAT`]). Lower makes the store behave as an
+    /// older version would, to rehearse a rolling upgrade.
+    pub max_entry_format: u32,
 }
 
 /// How the store finds and joins its cluster.
@@ -186,6 +190,8 @@ pub struct EnvConfig {
     pub reap_after_ms: Option<u64>,
     /// `RECONCILE_MS`.
     pub reconcile_ms: u64,
+    /// `MAX_ENTRY_FORMAT` (see [`Config::max_entry_format`]).
+    pub max_entry_format: u32,
     /// Raft timings (flattened: `HEARTBEAT_MS`, ...).
     #[serde(flatten)]
     pub timings: Timings,
@@ -209,6 +215,7 @@ impl Default for EnvConfig {
             target_voters: 7,
             reap_after_ms: None,
             reconcile_ms: 1000,
+            max_entry_format: crate::entry::SUPPORTED_FORMAT,
             timings: Timings::default(),
             links: LinkSettings::default(),
         }
@@ -249,6 +256,13 @@ impl EnvConfig {
                 None
             }
         });
+        if !(crate::entry::FORMAT_SINGLE..=crate::entry::SUPPORTED_FORMAT).contains(&self.max_entry_format) {
+            return Err(format!(
+                "MAX_ENTRY_FORMAT must be between {} and {} (this version's newest)",
+                crate::entry::FORMAT_SINGLE,
+                crate::entry::SUPPORTED_FORMAT
+            ));
+        }
         if self.bootstrap_expect == 0 || self.target_voters == 0 {
             return Err("BOOTSTRAP_EXPECT and TARGET_VOTERS must be positive".into());
         }
@@ -272,6 +286,7 @@ impl EnvConfig {
             tls,
             timings: self.timings,
             faults: Arc::new(Faults::default()),
+            max_entry_format: self.max_entry_format,
         })
     }
 }

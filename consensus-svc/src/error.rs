@@ -53,6 +53,10 @@ pub enum StoreError {
     /// The store has begun to shut down: the caller goes to another store.
     #[error("shutting down")]
     ShuttingDown,
+    /// The store stopped applying the log (an entry of a format it does not apply): the
+    /// caller goes to another store, as for [`StoreError::ShuttingDown`].
+    #[error("this store stopped applying the log: {0}")]
+    Halted(String),
     /// A `local` read on a replica that has not been in touch with the leader recently
     /// enough (`lag_ms` ago; `None`: never).
     #[error("this replica may be stale (last up to date {lag_ms:?} ms ago)")]
@@ -75,7 +79,7 @@ impl StoreError {
             StoreError::Membership(_) => ErrorKind::Membership,
             StoreError::Storage(_) => ErrorKind::Storage,
             StoreError::Fatal(_) => ErrorKind::Fatal,
-            StoreError::ShuttingDown => ErrorKind::ShuttingDown,
+            StoreError::ShuttingDown | StoreError::Halted(_) => ErrorKind::ShuttingDown,
             StoreError::StaleReplica { .. } => ErrorKind::StaleReplica,
             StoreError::Forwarded(_) => return None,
         })
@@ -93,6 +97,7 @@ impl From<StoreError> for tonic::Status {
             | StoreError::QuorumUnavailable(_)
             | StoreError::RevisionNotReached { .. }
             | StoreError::ShuttingDown
+            | StoreError::Halted(_)
             | StoreError::StaleReplica { .. } => tonic::Status::unavailable(e.to_string()),
             StoreError::BadRequest(_) | StoreError::CommandTooLarge { .. } => {
                 tonic::Status::invalid_argument(e.to_string())

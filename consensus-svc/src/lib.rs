@@ -19,6 +19,7 @@
 pub mod app;
 pub mod config;
 pub mod election;
+pub mod entry;
 pub mod error;
 pub mod faults;
 pub mod freshness;
@@ -31,6 +32,7 @@ mod peers;
 mod sqlite;
 pub mod state;
 pub mod types;
+pub mod version;
 
 pub use app::{App, AppError};
 pub use config::MembershipConfig;

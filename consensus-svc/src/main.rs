@@ -44,6 +44,9 @@ async fn healthcheck(
         .await
         .context("the local store did not answer in time")?
         .context("status")?;
+    if let Some(reason) = status.halted {
+        anyhow::bail!("{} stopped applying the log: {reason}", status.node_name);
+    }
     println!("{} {} term {}", status.node_name, status.role, status.term);
     Ok(())
 }

@@ -318,7 +318,7 @@ mod tests {
         };
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(request),
+            payload: EntryPayload::Normal(crate::entry::Proposal::Single(request)),
         }
     }
 

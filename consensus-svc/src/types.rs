@@ -4,7 +4,9 @@ use agenda_shared::ids::SlotId;
 use std::fmt;
 use std::io::Cursor;
 
-use agenda_shared::command::{ExecuteResult, Request};
+use agenda_shared::command::ExecuteResult;
+
+use crate::entry::Proposal;
 use serde::{Deserialize, Serialize};
 
 /// A Raft node as recorded in the membership: where to reach it and which slot it is.
@@ -22,15 +24,15 @@ impl fmt::Display for NodeInfo {
     }
 }
 
-/// What applying one log entry returns to the proposer. Blank and membership entries
-/// carry no result.
+/// What applying one log entry returns to the proposer: one result per request of the
+/// entry, in order. Blank and membership entries carry none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApplyResponse(pub Option<ExecuteResult>);
+pub struct ApplyResponse(pub Vec<ExecuteResult>);
 
 openraft::declare_raft_types!(
     /// Type configuration of Agenda's Raft group.
     pub TypeConfig:
-        D = Request,
+        D = Proposal,
         R = ApplyResponse,
         NodeId = RaftId,
         Node = NodeInfo,

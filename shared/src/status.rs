@@ -16,6 +16,9 @@ pub struct MemberStatus {
     pub voter: bool,
     /// Last log index known replicated to it (leader only).
     pub matched_index: Option<u64>,
+    /// The newest entry format it said it applies (leader only, once it answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entry_format: Option<u32>,
 }
 
 /// Status of one store.
@@ -41,4 +44,22 @@ pub struct StoreStatus {
     pub snapshot_index: Option<u64>,
     /// Current membership.
     pub members: Vec<MemberStatus>,
+    /// The newest log entry format this store applies (1 for stores from before formats).
+    #[serde(default = "first_format")]
+    pub max_entry_format: u32,
+    /// The newest entry format this replica has applied.
+    #[serde(default = "first_format")]
+    pub applied_entry_format: u32,
+    /// The format the leader writes new entries in: the newest every member applies
+    /// (the cluster format; leader only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_entry_format: Option<u32>,
+    /// Why this store stopped applying the log, when it has (it is out of the quorum
+    /// until an operator acts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<String>,
+}
+
+fn first_format() -> u32 {
+    1
 }

@@ -64,6 +64,8 @@ struct Slot {
     links: Option<ClusterTls>,
     /// The address it advertises, when not its listen address (a relay in front of it).
     advertise: Option<String>,
+    /// The newest entry format it applies, when not this version's (an older version).
+    max_entry_format: Option<u32>,
 }
 
 /// What a client call through the harness can fail with.
@@ -89,6 +91,14 @@ impl ClientError {
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
             ClientError::Status(s) => Some(s.code()),
+            ClientError::Decode(_) => None,
+        }
+    }
+
+    /// The error kind the store marked its answer with, if any.
+    pub fn kind(&self) -> Option<agenda_shared::rpc::kind::ErrorKind> {
+        match self {
+            ClientError::Status(s) => agenda_shared::rpc::kind::ErrorKind::of(s),
             ClientError::Decode(_) => None,
         }
     }
@@ -144,6 +154,7 @@ impl TestCluster {
                 running: None,
                 links: None,
                 advertise: None,
+                max_entry_format: None,
             });
             cluster.launch(i).await;
         }
@@ -189,6 +200,7 @@ impl TestCluster {
             timings: self.timings.clone(),
             faults: self.faults.clone(),
             membership: None,
+            max_entry_format: slot.max_entry_format.unwrap_or(consensus_svc::entry::SUPPORTED_FORMAT),
         };
         // Re-binding the same port right after a stop can race the old socket's close.
         let app = {
@@ -291,6 +303,12 @@ impl TestCluster {
     /// Every store and test client links with `links` from their next start on.
     pub fn set_cluster_links(&mut self, links: ClusterTls) {
         self.links = links;
+    }
+
+    /// Slot `i` applies entry formats up to `format` from its next start on (`None`: this
+    /// version's newest), as an older version of the store would.
+    pub fn set_max_entry_format(&mut self, i: usize, format: Option<u32>) {
+        self.slots[i].max_entry_format = format;
     }
 
     /// Slot `i` advertises `addr` from its next start on (as if its name led there).

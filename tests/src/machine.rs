@@ -3,6 +3,7 @@
 
 use agenda_shared::command::{Accepted, Command, ExecuteResult, Rejection, Request};
 use agenda_shared::query::{Query, QueryOutcome};
+use consensus_svc::entry::Proposal;
 use consensus_svc::state::StateStore;
 use consensus_svc::types::Entry;
 use openraft::storage::RaftStateMachine;
@@ -76,10 +77,24 @@ impl Machine {
         self.index += 1;
         let entry = Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
-            payload: EntryPayload::Normal(req),
+            payload: EntryPayload::Normal(Proposal::Single(req)),
         };
         let mut out = self.sm.apply(vec![entry]).await.expect("apply");
-        out.pop().and_then(|r| r.0).expect("a command result")
+        out.pop()
+            .and_then(|r| r.0.into_iter().next())
+            .expect("a command result")
+    }
+
+    /// Apply `requests` as one batch entry (format 2) at the next log position; one
+    /// result per request, in order.
+    pub async fn apply_batch(&mut self, requests: Vec<Request>) -> Vec<ExecuteResult> {
+        self.index += 1;
+        let entry = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
+            payload: EntryPayload::Normal(Proposal::Batch(requests)),
+        };
+        let mut out = self.sm.apply(vec![entry]).await.expect("apply");
+        out.pop().expect("one response per entry").0
     }
 
     /// Apply `cmd` as `actor`.

@@ -55,6 +55,19 @@ pub struct StoreView {
     /// How far its applied index trails the most advanced reachable store.
     #[schema(required = true)]
     pub lag: Option<u64>,
+    /// The newest log entry format it applies.
+    #[schema(required = true)]
+    pub max_entry_format: Option<u32>,
+    /// The newest entry format it has applied.
+    #[schema(required = true)]
+    pub applied_entry_format: Option<u32>,
+    /// The format the leader writes new entries in (the cluster format; leader only).
+    #[schema(required = true)]
+    pub cluster_entry_format: Option<u32>,
+    /// Why it stopped applying the log, when it has (an entry of a format it does not
+    /// apply: upgrade it).
+    #[schema(required = true)]
+    pub halted: Option<String>,
 }
 
 /// A Raft member, per the leader (or the first store that answered).
@@ -71,6 +84,9 @@ pub struct RaftMemberView {
     /// Last index known replicated to it (leader's view).
     #[schema(required = true)]
     pub matched_index: Option<u64>,
+    /// The newest entry format it said it applies (leader's view).
+    #[schema(required = true)]
+    pub max_entry_format: Option<u32>,
 }
 
 /// One slot as its discovery agents report it: the health of its agent and API front.
@@ -130,6 +146,7 @@ async fn gather(app: &AppState) -> ClusterView {
                     addr: m.addr.clone(),
                     voter: m.voter,
                     matched_index: m.matched_index,
+                    max_entry_format: m.max_entry_format,
                 })
                 .collect()
         })
@@ -151,6 +168,10 @@ async fn gather(app: &AppState) -> ClusterView {
                 last_log_index: s.last_log_index,
                 applied_index: s.applied_index,
                 snapshot_index: s.snapshot_index,
+                max_entry_format: Some(s.max_entry_format),
+                applied_entry_format: Some(s.applied_entry_format),
+                cluster_entry_format: s.cluster_entry_format,
+                halted: s.halted,
             },
             Err(e) => StoreView {
                 addr,
@@ -165,6 +186,10 @@ async fn gather(app: &AppState) -> ClusterView {
                 applied_index: None,
                 snapshot_index: None,
                 lag: None,
+                max_entry_format: None,
+                applied_entry_format: None,
+                cluster_entry_format: None,
+                halted: None,
             },
         })
         .collect();

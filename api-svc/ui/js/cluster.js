@@ -106,6 +106,8 @@ export function clusterView(root) {
             h('dd', {}, num(s.snapshot_index)),
             h('dt', {}, 'Lag'),
             h('dd', { class: s.lag > 0 ? 'warn' : '' }, num(s.lag)),
+            h('dt', {}, 'Entry format'),
+            h('dd', { title: 'newest log entry format it applies · newest applied' }, s.max_entry_format != null ? `${s.max_entry_format} · ${s.applied_entry_format}` : '—'),
           ),
           h(
             'ul',
@@ -113,6 +115,7 @@ export function clusterView(root) {
             h('li', { class: s.reachable ? 'ok' : 'bad' }, h('span', { class: 'hdot' }), 'store ', s.reachable ? 'answering' : 'not answering'),
             member ? h('li', { class: member.voter ? 'ok' : 'warn' }, h('span', { class: 'hdot' }), member.voter ? 'voter' : 'learner') : h('li', { class: 'warn' }, h('span', { class: 'hdot' }), 'not a member'),
             s.slot && s.slot === st.api_node ? h('li', { class: 'ok' }, h('span', { class: 'hdot' }), 'API front (this one) serving') : null,
+            s.halted ? h('li', { class: 'bad', title: s.halted }, h('span', { class: 'hdot' }), 'stopped applying the log: upgrade it') : null,
             ...sidecarHealth(st, slotOf(s)),
           ),
           s.error ? h('p', { class: 'slot-error muted small', title: s.error }, s.error) : null,

@@ -8,6 +8,7 @@
 //!
 //! This file holds the node itself and what forwarding to the leader shares.
 
+mod propose;
 mod read;
 mod status;
 mod watch;
@@ -29,7 +30,10 @@ use crate::log_store::LogStore;
 use crate::peers::Peers;
 use crate::state::StateStore;
 use crate::types::{NodeInfo, Raft, RaftId};
+use crate::version::FormatGate;
 
+pub use propose::{BATCH_BYTES, IN_FLIGHT, MAX_BATCH, ProposalStats, SLOT_HOLD};
+pub(crate) use propose::{ProposalQueue, Proposer, queue as propose_queue};
 pub use read::ReadRounds;
 pub use watch::WatchItem;
 
@@ -51,6 +55,10 @@ pub struct StoreNode {
     pub(crate) contact: Arc<LeaderContact>,
     /// The Raft log (read for its last log id by pre-votes).
     pub(crate) log: LogStore,
+    /// The leader's proposal queue (batches concurrent commands).
+    pub(crate) proposer: Proposer,
+    /// The entry format the leader writes ([`crate::version`]).
+    pub(crate) gate: Arc<FormatGate>,
 }
 
 /// Why forwarding to the leader did not produce an answer.
@@ -72,16 +80,25 @@ impl StoreNode {
         &self.state
     }
 
+    /// What the proposal queue has proposed so far (entries of one and of many commands).
+    pub fn proposal_stats(&self) -> &ProposalStats {
+        &self.proposer.stats
+    }
+
     /// Tests only: a frozen store (see [`Faults::freeze`]) answers nothing until it thaws,
     /// as a process stopped with SIGSTOP.
     pub(crate) async fn stall_while_frozen(&self) {
         self.faults.wait_thawed(&self.name, &self.name).await;
     }
 
-    /// `ShuttingDown` once this store has begun to stop: the caller goes to another store.
+    /// `ShuttingDown` once this store has begun to stop, `Halted` once it stopped
+    /// applying the log: the caller goes to another store.
     fn check_running(&self) -> Result<(), StoreError> {
         if self.shutdown.is_cancelled() {
             return Err(StoreError::ShuttingDown);
+        }
+        if let Some(reason) = self.state.halted() {
+            return Err(StoreError::Halted(reason));
         }
         Ok(())
     }

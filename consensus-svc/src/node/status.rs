@@ -19,6 +19,7 @@ impl StoreNode {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
+        let leading = m.state == ServerState::Leader;
         let voters: BTreeSet<RaftId> = m.membership_config.voter_ids().collect();
         let matched: BTreeMap<RaftId, Option<u64>> = m
             .replication
@@ -34,6 +35,7 @@ impl StoreNode {
                 addr: node.addr.clone(),
                 voter: voters.contains(id),
                 matched_index: matched.get(id).copied().flatten(),
+                max_entry_format: leading.then(|| self.gate.reported(*id)).flatten(),
             })
             .collect::<Vec<_>>();
         let leader_addr = m
@@ -50,6 +52,10 @@ impl StoreNode {
             applied_index: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             members,
+            max_entry_format: self.state.max_entry_format(),
+            applied_entry_format: self.state.applied_entry_format(),
+            cluster_entry_format: leading.then(|| self.gate.writing()),
+            halted: self.state.halted(),
         }
     }
 }

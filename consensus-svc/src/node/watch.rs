@@ -15,7 +15,8 @@ const WATCH_BATCH: u32 = 256;
 impl StoreNode {
     /// Stream notifications with revision > `after` (of `user`, or everybody's), then the
     /// live ones, in `(revision, id)` order, however many one revision holds. `None` marks the end of the backlog ("caught up").
-    /// The stream ends when the receiver goes away or the node shuts down.
+    /// The stream ends when the receiver goes away or the node shuts down, and with an
+    /// error when this store stops applying the log.
     pub fn watch(&self, after: u64, user: Option<Uuid>) -> mpsc::Receiver<Result<WatchItem, StoreError>> {
         let (tx, rx) = mpsc::channel(WATCH_BATCH as usize);
         let state = self.state.clone();
@@ -29,6 +30,11 @@ impl StoreNode {
                 let mut applied_rx = state.applied_index();
                 loop {
                     applied_rx.borrow_and_update();
+                    // A halted replica sees no more notifications: its watchers go elsewhere.
+                    if let Some(reason) = state.halted() {
+                        let _ = tx.send(Err(StoreError::Halted(reason))).await;
+                        return;
+                    }
                     let (applied, items) = match state.notifications_after(cursor, user, WATCH_BATCH).await {
                         Ok(Some(r)) => r,
                         Ok(None) => {

@@ -4,6 +4,7 @@
 use agenda_shared::command::{ExecuteResult, MAX_COMMAND_BYTES, Request};
 use tokio::time::Instant;
 
+use super::propose::Proposed;
 use super::{Retry, StoreNode};
 use crate::error::StoreError;
 use crate::types::{NodeInfo, RaftId};
@@ -30,7 +31,7 @@ impl StoreNode {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt = tokio::time::timeout(
                 remaining.min(self.timings.write_timeout()),
-                self.raft.client_write(req.clone()),
+                self.proposer.write(req.clone(), bytes),
             )
             .await;
             let err = match attempt {
@@ -39,13 +40,12 @@ impl StoreNode {
                         "the write was not committed in time; retry with the same request id".into(),
                     ));
                 }
-                Ok(Ok(resp)) => {
-                    return resp
-                        .data
-                        .0
-                        .ok_or_else(|| StoreError::Fatal("command entry applied without a result".into()));
+                Ok(Proposed::Done(result)) => return Ok(result),
+                Ok(Proposed::Closed) => return Err(StoreError::ShuttingDown),
+                Ok(Proposed::Broken) => {
+                    return Err(StoreError::Fatal("command entry applied without its result".into()));
                 }
-                Ok(Err(e)) => e,
+                Ok(Proposed::Raft(e)) => e,
             };
             let Some(fwd) = err.forward_to_leader::<NodeInfo>() else {
                 return Err(StoreError::Fatal(err.to_string()));

@@ -20,6 +20,7 @@ pub use snapshot::SnapshotBuilder;
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use agenda_shared::model::Notification;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::entry::{FORMAT_SINGLE, Proposal, SUPPORTED_FORMAT};
 use crate::sqlite::{self, blocking, read_sm, write_sm};
 use crate::types::{ApplyResponse, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -51,7 +53,17 @@ struct Inner {
     applied: watch::Sender<u64>,
     /// Serialises snapshot building and installing.
     snapshot_lock: Mutex<()>,
+    /// The newest entry format this store applies ([`crate::entry`]).
+    max_format: AtomicU32,
+    /// The newest entry format applied so far (`meta.entry_format`): the cluster has
+    /// written it, so no leader goes back below it.
+    applied_format: AtomicU32,
+    /// Why this store stopped applying (an entry of a format it does not apply).
+    halted: Mutex<Option<String>>,
 }
+
+/// `meta` key of [`Inner::applied_format`].
+const ENTRY_FORMAT_KEY: &str = "entry_format";
 
 impl StateStore {
     /// Open or create `state.db` (and `snapshots/`) in `dir`.
@@ -62,6 +74,7 @@ impl StateStore {
         let mut conn = sqlite::open(&path)?;
         schema::migrate(&mut conn)?;
         let (applied, _) = read_applied(&conn)?;
+        let applied_format = read_entry_format(&conn)?;
         let store = Self {
             inner: Arc::new(Inner {
                 path,
@@ -70,10 +83,36 @@ impl StateStore {
                 readers: Mutex::new(Vec::new()),
                 applied: watch::channel(applied.map(|l| l.index).unwrap_or(0)).0,
                 snapshot_lock: Mutex::new(()),
+                max_format: AtomicU32::new(SUPPORTED_FORMAT),
+                applied_format: AtomicU32::new(applied_format),
+                halted: Mutex::new(None),
             }),
         };
         store.remove_stale_snapshot_files()?;
         Ok(store)
+    }
+
+    /// Apply entry formats up to `format` only (at most [`SUPPORTED_FORMAT`]): a store
+    /// behaving as an older version would, for mixed-version tests and rehearsals.
+    pub fn set_max_entry_format(&self, format: u32) {
+        self.inner
+            .max_format
+            .store(format.clamp(FORMAT_SINGLE, SUPPORTED_FORMAT), Ordering::Relaxed);
+    }
+
+    /// The newest entry format this store applies.
+    pub fn max_entry_format(&self) -> u32 {
+        self.inner.max_format.load(Ordering::Relaxed)
+    }
+
+    /// The newest entry format applied so far on this replica.
+    pub fn applied_entry_format(&self) -> u32 {
+        self.inner.applied_format.load(Ordering::Relaxed)
+    }
+
+    /// Why this store stopped applying, once it has.
+    pub fn halted(&self) -> Option<String> {
+        self.inner.halted.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Applied index, observable: changes after every applied batch.
@@ -164,6 +203,18 @@ fn read_applied(conn: &Connection) -> rusqlite::Result<(Option<LogId>, StoredMem
     Ok((applied, membership))
 }
 
+fn read_entry_format(conn: &Connection) -> rusqlite::Result<u32> {
+    let value: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [ENTRY_FORMAT_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    value.map_or(Ok(FORMAT_SINGLE), |b| {
+        serde_json::from_slice(&b)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
+    })
+}
+
 fn write_meta<T: Serialize>(conn: &Connection, key: &str, value: &T) -> rusqlite::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.execute(
@@ -221,18 +272,30 @@ impl Inner {
         let mut tx = conn.transaction().map_err(|e| write_sm(&e))?;
         let mut responses = Vec::with_capacity(entries.len());
         let mut last = None;
+        let max_format = self.max_format.load(Ordering::Relaxed);
+        let was_format = self.applied_format.load(Ordering::Relaxed);
+        let mut format_now = was_format;
         for entry in entries {
             let revision = entry.log_id.index;
             match entry.payload {
-                EntryPayload::Blank => responses.push(ApplyResponse(None)),
-                EntryPayload::Normal(ref req) => {
-                    let result = apply::execute(&mut tx, revision, req).map_err(|e| write_sm(&e))?;
-                    responses.push(ApplyResponse(Some(result)));
+                EntryPayload::Blank => responses.push(ApplyResponse(Vec::new())),
+                EntryPayload::Normal(ref proposal) => {
+                    let format = proposal.format();
+                    if format > max_format || matches!(proposal, Proposal::Unknown { .. }) {
+                        return Err(self.halt(revision, format, max_format));
+                    }
+                    let mut results = Vec::with_capacity(proposal.requests().len());
+                    let notified = std::cell::Cell::new(0);
+                    for req in proposal.requests() {
+                        results.push(apply::execute(&mut tx, revision, req, &notified).map_err(|e| write_sm(&e))?);
+                    }
+                    format_now = format_now.max(format);
+                    responses.push(ApplyResponse(results));
                 }
                 EntryPayload::Membership(ref m) => {
                     let stored = StoredMembership::new(Some(entry.log_id), m.clone());
                     write_meta(&tx, "membership", &stored).map_err(|e| write_sm(&e))?;
-                    responses.push(ApplyResponse(None));
+                    responses.push(ApplyResponse(Vec::new()));
                 }
             }
             last = Some(entry.log_id);
@@ -240,8 +303,35 @@ impl Inner {
         if let Some(log_id) = last {
             write_meta(&tx, "last_applied", &log_id).map_err(|e| write_sm(&e))?;
         }
+        if format_now > was_format {
+            write_meta(&tx, ENTRY_FORMAT_KEY, &format_now).map_err(|e| write_sm(&e))?;
+        }
         tx.commit().map_err(|e| write_sm(&e))?;
+        self.applied_format.store(format_now, Ordering::Relaxed);
         Ok((last.map(|l| l.index).unwrap_or(0), responses))
+    }
+
+    /// Stop applying at entry `index`, of a format this store does not apply: nothing of
+    /// the batch is written, the error stops Raft on this store (it leaves the quorum
+    /// instead of diverging) and is kept for the status.
+    fn halt(&self, index: u64, format: u32, max_format: u32) -> StorageError {
+        let reason = format!(
+            "log entry {index} is written in entry format {format}, and this store applies formats up to \
+             {max_format}: it stopped applying; upgrade it to a version that supports format {format}"
+        );
+        tracing::error!(index, format, max_format, "{reason}");
+        *self.halted.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+        // Wake the watchers, which end their feeds.
+        self.applied.send_modify(|_| {});
+        write_sm(&std::io::Error::other(reason))
+    }
+
+    /// Re-read what a newly installed snapshot carries.
+    fn reload_entry_format(&self) -> Result<(), StorageError> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let format = read_entry_format(&conn).map_err(|e| read_sm(&e))?;
+        self.applied_format.store(format, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -289,7 +379,12 @@ impl RaftStateMachine<TypeConfig> for StateStore {
     ) -> Result<(), StorageError> {
         let inner = self.inner.clone();
         let meta_owned = meta.clone();
-        let index = blocking(move || inner.install_snapshot(&meta_owned, snapshot.into_inner())).await?;
+        let index = blocking(move || {
+            let index = inner.install_snapshot(&meta_owned, snapshot.into_inner())?;
+            inner.reload_entry_format()?;
+            Ok(index)
+        })
+        .await?;
         self.inner.applied.send_replace(index);
         Ok(())
     }

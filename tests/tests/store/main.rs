@@ -4,7 +4,8 @@
 //! the size cap on commands and catch-up past the gRPC message cap (`entry_size`); signed
 //! RPCs (`rpc_security`); mutual TLS, pre-body checks, receivers and certificate rotation
 //! (`links`); stores, agents and APIs organising themselves
-//! (`self_organising`).
+//! (`self_organising`); versioned entries and batches in a mixed-version cluster
+//! (`versions`).
 
 mod availability;
 mod cluster;
@@ -13,3 +14,4 @@ mod entry_size;
 mod links;
 mod rpc_security;
 mod self_organising;
+mod versions;

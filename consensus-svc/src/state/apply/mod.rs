@@ -32,8 +32,16 @@ pub(crate) const IDEMPOTENCY_TTL_MS: i64 = 24 * 3_600_000;
 /// resumes before it may have missed some and must resynchronise.
 pub(crate) const PRUNED_THROUGH_KEY: &str = "notifications_pruned_through";
 
-/// Apply one command entry at `revision`.
-pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) -> rusqlite::Result<ExecuteResult> {
+/// Apply one command of the entry at `revision`. `notified` counts the notifications the
+/// entry's commands wrote so far (it starts at 0 for each entry and is shared by the
+/// commands of a batch): their ids are built from it, so they are unique in the entry and
+/// ordered as written.
+pub(crate) fn execute(
+    tx: &mut Transaction<'_>,
+    revision: u64,
+    req: &Request,
+    notified: &Cell<u32>,
+) -> rusqlite::Result<ExecuteResult> {
     let log_time = advance_log_time(tx, req.issued_at_ms, req.limits.as_ref())?;
     let actor_key = req.actor.map(|a| a.to_string()).unwrap_or_default();
 
@@ -90,7 +98,7 @@ pub(crate) fn execute(tx: &mut Transaction<'_>, revision: u64, req: &Request) ->
         req,
         revision,
         log_time,
-        notified: Cell::new(0),
+        notified,
     }
     .run();
     let outcome = match run {
@@ -217,8 +225,8 @@ struct Ctx<'a> {
     revision: u64,
     /// Log time after this entry (see [`advance_log_time`]): windows and expiry use it.
     log_time: i64,
-    /// Notifications written so far by this command (for deterministic ids).
-    notified: Cell<u32>,
+    /// Notifications written so far by this entry (for deterministic ids).
+    notified: &'a Cell<u32>,
 }
 
 /// Why a command handler stopped: the command was refused (a recorded outcome), or
@@ -401,8 +409,11 @@ impl Ctx<'_> {
     }
 
     /// Write a notification for `user`. Its id is built from the log position (a UUIDv8:
-    /// 48 bits of revision, then the command's notification sequence), so every replica
-    /// writes the same row, ids never repeat, and id order is creation order.
+    /// 48 bits of revision, then the entry's notification sequence, which runs on across
+    /// the commands of a batch entry), so every replica writes the same row, ids never
+    /// repeat, and id order is creation order. An entry of one command numbers its
+    /// notifications from 0, as before batches existed, so replaying an old log writes
+    /// the ids the replicas that first applied it wrote.
     fn notify(&self, user: Uuid, kind: &str, payload: serde_json::Value) -> rusqlite::Result<()> {
         let seq = self.notified.get();
         self.notified.set(seq + 1);
