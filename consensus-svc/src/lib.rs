@@ -17,6 +17,8 @@
 //! machine, apply, reads, snapshots), [`faults`] (test fault injection), [`error`].
 
 pub mod app;
+pub mod backup;
+pub mod cli;
 pub mod config;
 pub mod election;
 pub mod entry;

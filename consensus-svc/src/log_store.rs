@@ -111,6 +111,17 @@ impl LogStore {
         Ok(id)
     }
 
+    /// Seed a log for a store restored from a backup at `at` (see [`crate::backup`]): the
+    /// log starts after `at`, and the vote is `at`'s term, so the first election is
+    /// for a later term. Durable when it returns.
+    pub fn seed_restored(&self, at: LogId) -> Result<(), rusqlite::Error> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let vote = Vote::new(at.leader_id.term, at.leader_id.node_id);
+        set_meta(&conn, "last_purged", &at)?;
+        set_meta(&conn, "vote", &vote)?;
+        sync_wal(&self.path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    }
+
     /// Whether this store never held any Raft state (no vote, no log): a pristine node.
     pub fn is_pristine(&self) -> Result<bool, rusqlite::Error> {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());

@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The operator's tool, baked into the store image: `consensus-svc admin <command>`.
+    if std::env::args().nth(1).as_deref() == Some("admin") {
+        return consensus_svc::cli::main_with(std::env::args().skip(2)).await;
+    }
     let env: EnvConfig = agenda_shared::config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let secret = env.cluster_secret().context("cluster secret")?;
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {

@@ -54,6 +54,10 @@ pub struct StoreStatus {
     /// (the cluster format; leader only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_entry_format: Option<u32>,
+    /// The cluster's id (new for a cluster restored from a backup; none for clusters
+    /// initialised before cluster ids existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// Why this store stopped applying the log, when it has (it is out of the quorum
     /// until an operator acts).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -188,6 +188,39 @@ impl TestCluster {
         cluster
     }
 
+    /// One store whose data folder `seed(dir, address)` prepares before it starts (a
+    /// restore from a backup); no initialisation: the data says what the cluster is.
+    /// Returns once it leads.
+    pub async fn start_seeded(seed: impl FnOnce(&std::path::Path, &str)) -> Self {
+        agenda_shared::telemetry::init_for_tests();
+        let root = TempDir::new().expect("temp dir");
+        let secret = ClusterSecret::new(format!("test-secret-{}", uuid::Uuid::new_v4().simple())).expect("secret");
+        let name = "agenda-1".to_owned();
+        let dir = root.path().join(&name);
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::ports::reserve(&[Ipv4Addr::LOCALHOST])));
+        seed(&dir, &addr.to_string());
+        let mut cluster = Self {
+            secret,
+            faults: Arc::new(Faults::default()),
+            timings: test_timings(),
+            links: crate::pki::tls(Role::Store),
+            slots: vec![Slot {
+                name,
+                dir,
+                addr,
+                raft_id: 0,
+                running: None,
+                links: None,
+                advertise: None,
+                max_entry_format: None,
+            }],
+            _root: root,
+        };
+        cluster.launch(0).await;
+        cluster.wait_for_leader(&[0]).await;
+        cluster
+    }
+
     async fn launch(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         let config = Config {

@@ -3,9 +3,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use agenda_shared::proto::admin_server::Admin;
+use std::io::Read;
+use std::pin::Pin;
+
 use agenda_shared::proto::{
-    AddLearnerRequest, AdminReply, ChangeMembershipRequest, InitializeRequest, Member, MetricsRequest,
+    AddLearnerRequest, AdminReply, BackupChunk, BackupRequest, ChangeMembershipRequest, InitializeRequest, Member,
+    MetricsRequest, backup_chunk,
 };
+use futures::Stream;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::error::StoreError;
@@ -46,8 +54,59 @@ where
     StoreError::Membership(e.to_string()).into()
 }
 
+/// The chunks of a backup.
+pub(crate) type BackupStream = Pin<Box<dyn Stream<Item = Result<BackupChunk, Status>> + Send>>;
+
+fn chunk(part: backup_chunk::Part) -> Result<BackupChunk, Status> {
+    Ok(BackupChunk { part: Some(part) })
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type BackupStream = BackupStream;
+
+    async fn backup(&self, request: Request<BackupRequest>) -> Result<Response<BackupStream>, Status> {
+        let linearizable = request.into_inner().linearizable;
+        let (header, path) = self.node.backup(linearizable).await?;
+        let header_json = serde_json::to_vec(&header).map_err(|e| Status::internal(format!("encode: {e}")))?;
+        let (tx, rx) = mpsc::channel(4);
+        // The file is read on a blocking thread and sent as the client takes it: never
+        // held whole in memory. Dropping `path` at the end deletes the copy.
+        tokio::task::spawn_blocking(move || {
+            let send = |item| tx.blocking_send(item).is_ok();
+            if !send(chunk(backup_chunk::Part::Header(header_json))) {
+                return;
+            }
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = send(Err(Status::internal(format!("backup copy: {e}"))));
+                    return;
+                }
+            };
+            let mut hash = Sha256::new();
+            let mut buf = vec![0u8; crate::backup::CHUNK];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        hash.update(&buf[..n]);
+                        if !send(chunk(backup_chunk::Part::Data(buf[..n].to_vec()))) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = send(Err(Status::internal(format!("backup copy: {e}"))));
+                        return;
+                    }
+                }
+            }
+            let _ = send(chunk(backup_chunk::Part::Sha256(hex::encode(hash.finalize()))));
+            drop(path);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn initialize(&self, request: Request<InitializeRequest>) -> Result<Response<AdminReply>, Status> {
         let members = request
             .into_inner()

@@ -8,6 +8,7 @@
 //!
 //! This file holds the node itself and what forwarding to the leader shares.
 
+mod backup;
 mod propose;
 mod read;
 mod status;

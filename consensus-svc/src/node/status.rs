@@ -56,6 +56,7 @@ impl StoreNode {
             applied_entry_format: self.state.applied_entry_format(),
             cluster_entry_format: leading.then(|| self.gate.writing()),
             halted: self.state.halted(),
+            cluster_id: self.state.cluster_id(),
         }
     }
 }

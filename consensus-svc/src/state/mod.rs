@@ -60,10 +60,16 @@ struct Inner {
     applied_format: AtomicU32,
     /// Why this store stopped applying (an entry of a format it does not apply).
     halted: Mutex<Option<String>>,
+    /// The cluster's id (`meta.cluster_id`), once known.
+    cluster_id: Mutex<Option<String>>,
 }
 
 /// `meta` key of [`Inner::applied_format`].
 const ENTRY_FORMAT_KEY: &str = "entry_format";
+/// `meta` key of the cluster's id: derived from the cluster's first entry (its initial
+/// membership) by every replica that applies it, copied by snapshots, and new for a
+/// cluster restored from a backup. Clusters initialised before it existed have none.
+pub const CLUSTER_ID_KEY: &str = "cluster_id";
 
 impl StateStore {
     /// Open or create `state.db` (and `snapshots/`) in `dir`.
@@ -75,6 +81,7 @@ impl StateStore {
         schema::migrate(&mut conn)?;
         let (applied, _) = read_applied(&conn)?;
         let applied_format = read_entry_format(&conn)?;
+        let cluster_id = read_cluster_id(&conn)?;
         let store = Self {
             inner: Arc::new(Inner {
                 path,
@@ -86,6 +93,7 @@ impl StateStore {
                 max_format: AtomicU32::new(SUPPORTED_FORMAT),
                 applied_format: AtomicU32::new(applied_format),
                 halted: Mutex::new(None),
+                cluster_id: Mutex::new(cluster_id),
             }),
         };
         store.remove_stale_snapshot_files()?;
@@ -108,6 +116,16 @@ impl StateStore {
     /// The newest entry format applied so far on this replica.
     pub fn applied_entry_format(&self) -> u32 {
         self.inner.applied_format.load(Ordering::Relaxed)
+    }
+
+    /// The cluster's id, when it has one (see [`CLUSTER_ID_KEY`]).
+    pub fn cluster_id(&self) -> Option<String> {
+        self.inner.cluster_id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The folder of the state database.
+    pub fn dir(&self) -> &Path {
+        self.inner.path.parent().unwrap_or(Path::new("."))
     }
 
     /// Why this store stopped applying, once it has.
@@ -168,6 +186,14 @@ impl StateStore {
         .await
     }
 
+    /// A consistent copy of the whole database in `dest` (which must not exist), taken on a
+    /// read transaction while apply goes on: the applied index it holds, its newest entry
+    /// format and its schema version.
+    pub async fn copy_to(&self, dest: PathBuf) -> Result<(u64, u32, u32), StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.copy_to(&dest)).await
+    }
+
     /// Canonical dump of the agenda tables (for determinism checks across replicas).
     pub async fn canonical_dump(&self) -> Result<String, StorageError> {
         let inner = self.inner.clone();
@@ -213,6 +239,18 @@ fn read_entry_format(conn: &Connection) -> rusqlite::Result<u32> {
         serde_json::from_slice(&b)
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
     })
+}
+
+fn read_cluster_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let value: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [CLUSTER_ID_KEY], |r| r.get(0))
+        .optional()?;
+    value
+        .map(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
+        })
+        .transpose()
 }
 
 fn write_meta<T: Serialize>(conn: &Connection, key: &str, value: &T) -> rusqlite::Result<()> {
@@ -275,6 +313,7 @@ impl Inner {
         let max_format = self.max_format.load(Ordering::Relaxed);
         let was_format = self.applied_format.load(Ordering::Relaxed);
         let mut format_now = was_format;
+        let mut new_cluster_id = None;
         for entry in entries {
             let revision = entry.log_id.index;
             match entry.payload {
@@ -295,6 +334,17 @@ impl Inner {
                 EntryPayload::Membership(ref m) => {
                     let stored = StoredMembership::new(Some(entry.log_id), m.clone());
                     write_meta(&tx, "membership", &stored).map_err(|e| write_sm(&e))?;
+                    if entry.log_id.index == 0
+                        && new_cluster_id.is_none()
+                        && self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+                    {
+                        // The cluster's first entry: every replica that applies it derives
+                        // the same id from it.
+                        let first = serde_json::to_vec(&stored).map_err(|e| write_sm(&e))?;
+                        let id = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&first)[..16]);
+                        write_meta(&tx, CLUSTER_ID_KEY, &id).map_err(|e| write_sm(&e))?;
+                        new_cluster_id = Some(id);
+                    }
                     responses.push(ApplyResponse(Vec::new()));
                 }
             }
@@ -308,6 +358,9 @@ impl Inner {
         }
         tx.commit().map_err(|e| write_sm(&e))?;
         self.applied_format.store(format_now, Ordering::Relaxed);
+        if new_cluster_id.is_some() {
+            *self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()) = new_cluster_id;
+        }
         Ok((last.map(|l| l.index).unwrap_or(0), responses))
     }
 
@@ -331,7 +384,26 @@ impl Inner {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let format = read_entry_format(&conn).map_err(|e| read_sm(&e))?;
         self.applied_format.store(format, Ordering::Relaxed);
+        let id = read_cluster_id(&conn).map_err(|e| read_sm(&e))?;
+        *self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()) = id;
         Ok(())
+    }
+
+    /// Copy the database, consistently, to `dest` (which must not exist); returns the
+    /// applied index and the newest entry format the copy holds.
+    pub(super) fn copy_to(&self, dest: &Path) -> Result<(u64, u32, u32), StorageError> {
+        self.with_reader(|conn| {
+            conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])
+                .map_err(|e| read_sm(&e))?;
+            Ok(())
+        })?;
+        let copy = Connection::open(dest).map_err(|e| read_sm(&e))?;
+        let revision = read_applied(&copy).map_err(|e| read_sm(&e))?.0.map_or(0, |l| l.index);
+        let format = read_entry_format(&copy).map_err(|e| read_sm(&e))?;
+        let schema: u32 = copy
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| read_sm(&e))?;
+        Ok((revision, format, schema))
     }
 }
 

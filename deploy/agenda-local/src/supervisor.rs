@@ -174,7 +174,8 @@ impl Supervisor {
             .stderr(log);
         // Besides the basics, the API's per-IP limits: a load test registers hundreds of
         // users from one address (scripts/bench.sh raises the per-IP budget), and the
-        // contract tests try many unknown feed URLs.
+        // contract tests try many unknown feed URLs; and the stores' entry-format cap, to
+        // rehearse a mixed-version cluster (docs/operations.md §6).
         for keep in [
             "PATH",
             "HOME",
@@ -185,6 +186,7 @@ impl Supervisor {
             "LOGIN_FREE_FAILURES",
             "FEED_FAILURES_PER_IP_PER_MINUTE",
             "TRUSTED_PROXIES",
+            "MAX_ENTRY_FORMAT",
         ] {
             if let Ok(v) = std::env::var(keep) {
                 cmd.env(keep, v);

@@ -1,0 +1,355 @@
+//! `agenda-admin` (also `consensus-svc admin …` inside the store image): the operator's
+//! command line. It talks to the stores over the cluster's own links — mutual TLS with a
+//! store certificate and HMAC-signed requests, configured exactly as a store is
+//! (`CLUSTER_HMAC_SECRET_FILE`, `CLUSTER_TLS_*_FILE`) — so it needs no extra credential and
+//! reaches stores that are not published outside the overlay network.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agenda_shared::auth::{Receiver, RpcAuth};
+use agenda_shared::proto::admin_client::AdminClient;
+use agenda_shared::proto::{BackupRequest, backup_chunk};
+use agenda_shared::rpc::channel::{SignedChannel, lazy_channel, signed};
+use agenda_shared::rpc::store::StoreClient;
+use agenda_shared::rpc::tls::{ClusterTls, Role};
+use agenda_shared::status::StoreStatus;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::EnvConfig;
+use crate::backup::{self, BackupHeader, BackupWriter};
+
+/// Operate an Agenda cluster: its stores' status and membership, online backups, restore.
+///
+/// Credentials come from the same settings as a store's: CLUSTER_HMAC_SECRET_FILE (or
+/// CLUSTER_HMAC_SECRET) and CLUSTER_TLS_CA_FILE / CLUSTER_TLS_CERT_FILE /
+/// CLUSTER_TLS_KEY_FILE with a store certificate (INSECURE_CLUSTER_LINKS=1 for plain-text
+/// test clusters). Inside the store image: `consensus-svc admin <command>`.
+#[derive(Debug, Parser)]
+#[command(name = "agenda-admin", version)]
+pub struct Cli {
+    /// A store to start from, host:port (any one; the others are found through it).
+    #[arg(long, global = true, env = "AGENDA_STORE", default_value = "127.0.0.1:7000")]
+    pub store: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every store of the cluster: role, term, applied index, lag, entry formats, halts.
+    Status,
+    /// The Raft membership.
+    Members {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: MembersAction,
+    },
+    /// Take an online backup: a consistent copy of the whole agenda at a known revision,
+    /// from a follower (by default), while the cluster serves writes.
+    Backup {
+        /// Where to write it (written as FILE.partial, renamed once complete and checked).
+        #[arg(long)]
+        out: PathBuf,
+        /// Take it from this store instead of a follower.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Check a backup file whole: header, size, checksum, the database's integrity.
+    Verify {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Seed a new cluster from a backup: writes the store of one slot into an empty data
+    /// folder, as a cluster of one voter with a new cluster id at the backup's revision.
+    /// Start that store, then the other slots' stores with empty volumes: they join it.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The store's empty data folder (its DATA_DIR).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The slot it is (NODE_ID, e.g. agenda-1).
+        #[arg(long)]
+        slot: String,
+        /// The address the other stores reach it at (its ADVERTISE_ADDR, e.g. store-1:7000).
+        #[arg(long)]
+        advertise: String,
+    },
+}
+
+/// `members` actions.
+#[derive(Debug, Subcommand)]
+pub enum MembersAction {
+    /// Voters and learners, as the leader sees them.
+    List,
+}
+
+/// Parse the arguments (after the program name) and run.
+pub async fn main_with(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
+    let cli = Cli::parse_from(std::iter::once("agenda-admin".to_owned()).chain(args));
+    run(cli).await
+}
+
+/// Run one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Verify { file } => {
+            let header = backup::verify(file).with_context(|| format!("{}", file.display()))?;
+            print(cli.json, &header, || describe(&header));
+        }
+        Command::Restore {
+            from,
+            data_dir,
+            slot,
+            advertise,
+        } => {
+            let restored = backup::restore(from, data_dir, slot, advertise)?;
+            print(cli.json, &restored, || {
+                format!(
+                    "restored revision {} into {} as {slot} (raft id {}), new cluster {}\n\
+                     start this store now, then the other slots' stores with empty data folders",
+                    restored.header.revision,
+                    data_dir.display(),
+                    restored.raft_id,
+                    restored.cluster_id
+                )
+            });
+        }
+        Command::Status => {
+            let links = Links::from_env()?;
+            let rows = cluster_statuses(&links, &cli.store).await?;
+            print(cli.json, &rows, || status_table(&rows));
+        }
+        Command::Members {
+            action: MembersAction::List,
+        } => {
+            let links = Links::from_env()?;
+            let rows = cluster_statuses(&links, &cli.store).await?;
+            let view = rows
+                .iter()
+                .filter_map(|r| r.status.as_ref())
+                .find(|s| s.role == "leader")
+                .or_else(|| rows.iter().find_map(|r| r.status.as_ref()))
+                .context("no store answered")?;
+            print(cli.json, &view.members, || {
+                let mut out = format!(
+                    "{:<12} {:<18} {:<24} {:<8} {:>9} {:>6}\n",
+                    "SLOT", "RAFT ID", "ADDRESS", "ROLE", "MATCHED", "FORMAT"
+                );
+                for m in &view.members {
+                    out.push_str(&format!(
+                        "{:<12} {:<18} {:<24} {:<8} {:>9} {:>6}\n",
+                        m.node_name,
+                        m.raft_id,
+                        m.addr,
+                        if m.voter { "voter" } else { "learner" },
+                        m.matched_index.map_or("-".into(), |v| v.to_string()),
+                        m.max_entry_format.map_or("-".into(), |v| v.to_string()),
+                    ));
+                }
+                out.trim_end().to_owned()
+            });
+        }
+        Command::Backup { out, from } => {
+            let links = Links::from_env()?;
+            let source = match from {
+                Some(addr) => addr.clone(),
+                None => pick_follower(&links, &cli.store).await?,
+            };
+            let header = take_backup(&links, &source, out).await?;
+            print(cli.json, &header, || {
+                format!("{}\nwritten to {}", describe(&header), out.display())
+            });
+        }
+    }
+    Ok(())
+}
+
+fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        println!("{}", text());
+    }
+}
+
+fn describe(h: &BackupHeader) -> String {
+    format!(
+        "backup of cluster {} at revision {}, taken {} ms after the epoch on {}: {} bytes, schema {}, entry format {}",
+        h.cluster_id.as_deref().unwrap_or("(no id)"),
+        h.revision,
+        h.taken_at_ms,
+        h.node,
+        h.bytes,
+        h.schema_version,
+        h.entry_format
+    )
+}
+
+/// How this tool links to stores.
+struct Links {
+    secret: agenda_shared::auth::ClusterSecret,
+    tls: ClusterTls,
+    name: String,
+}
+
+impl Links {
+    fn from_env() -> anyhow::Result<Self> {
+        let env: EnvConfig = agenda_shared::config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let secret = env.cluster_secret().context("cluster secret")?;
+        let tls = env.cluster_tls().context("cluster links")?;
+        let name = if env.node_id.is_empty() {
+            "agenda-admin".to_owned()
+        } else {
+            format!("{}-admin", env.node_id)
+        };
+        Ok(Self { secret, tls, name })
+    }
+
+    fn channel(&self, addr: &str) -> anyhow::Result<SignedChannel> {
+        let channel = lazy_channel(addr, &self.tls, Role::Store, Duration::from_secs(3))
+            .with_context(|| format!("link to {addr}"))?;
+        Ok(signed(
+            channel,
+            RpcAuth::new(self.secret.clone(), self.name.clone()),
+            &Receiver::addr(addr),
+        ))
+    }
+
+    async fn status(&self, addr: &str) -> anyhow::Result<StoreStatus> {
+        let mut client = StoreClient::new(self.channel(addr)?);
+        tokio::time::timeout(Duration::from_secs(5), client.status())
+            .await
+            .with_context(|| format!("{addr} did not answer in time"))?
+            .with_context(|| format!("status of {addr}"))
+    }
+}
+
+/// One store in `status`.
+#[derive(Debug, Serialize)]
+struct StatusRow {
+    addr: String,
+    status: Option<StoreStatus>,
+    error: Option<String>,
+    lag: Option<u64>,
+}
+
+async fn cluster_statuses(links: &Links, start: &str) -> anyhow::Result<Vec<StatusRow>> {
+    let first = links.status(start).await?;
+    let mut addrs: Vec<String> = first.members.iter().map(|m| m.addr.clone()).collect();
+    if addrs.is_empty() {
+        addrs.push(start.to_owned());
+    }
+    let answers = futures::future::join_all(addrs.iter().map(|a| links.status(a))).await;
+    let top = answers
+        .iter()
+        .filter_map(|a| a.as_ref().ok().and_then(|s| s.applied_index))
+        .max();
+    Ok(addrs
+        .into_iter()
+        .zip(answers)
+        .map(|(addr, answer)| match answer {
+            Ok(s) => StatusRow {
+                addr,
+                lag: top.map(|t| t.saturating_sub(s.applied_index.unwrap_or(0))),
+                status: Some(s),
+                error: None,
+            },
+            Err(e) => StatusRow {
+                addr,
+                status: None,
+                error: Some(format!("{e:#}")),
+                lag: None,
+            },
+        })
+        .collect())
+}
+
+fn status_table(rows: &[StatusRow]) -> String {
+    let mut out = format!(
+        "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}  {}\n",
+        "SLOT", "ADDRESS", "ROLE", "TERM", "APPLIED", "LAG", "FORMAT", "NOTE"
+    );
+    for r in rows {
+        match &r.status {
+            Some(s) => out.push_str(&format!(
+                "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}  {}\n",
+                s.node_name,
+                r.addr,
+                s.role,
+                s.term,
+                s.applied_index.unwrap_or(0),
+                r.lag.unwrap_or(0),
+                format!("{}/{}", s.applied_entry_format, s.max_entry_format),
+                s.halted.as_deref().unwrap_or(""),
+            )),
+            None => out.push_str(&format!(
+                "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}  {}\n",
+                "?",
+                r.addr,
+                "down",
+                "-",
+                "-",
+                "-",
+                "-",
+                r.error.as_deref().unwrap_or("")
+            )),
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+/// A healthy follower to copy from (the leader if there is none).
+async fn pick_follower(links: &Links, start: &str) -> anyhow::Result<String> {
+    let rows = cluster_statuses(links, start).await?;
+    let healthy = |role: &str| {
+        rows.iter()
+            .find(|r| r.status.as_ref().is_some_and(|s| s.role == role && s.halted.is_none()))
+    };
+    healthy("follower")
+        .or_else(|| healthy("leader"))
+        .map(|r| r.addr.clone())
+        .context("no store can take a backup (none answered, or all halted)")
+}
+
+/// Stream a backup from the store at `addr` into `out`.
+async fn take_backup(links: &Links, addr: &str, out: &std::path::Path) -> anyhow::Result<BackupHeader> {
+    download(AdminClient::new(links.channel(addr)?), out)
+        .await
+        .with_context(|| format!("backup from {addr}"))
+}
+
+/// Stream a backup from the store `client` talks to into `out`, and verify the file.
+pub async fn download(mut client: AdminClient<SignedChannel>, out: &std::path::Path) -> anyhow::Result<BackupHeader> {
+    let mut stream = client.backup(BackupRequest { linearizable: true }).await?.into_inner();
+    let mut writer: Option<BackupWriter> = None;
+    while let Some(chunk) = stream.message().await.context("backup stream")? {
+        match chunk.part {
+            Some(backup_chunk::Part::Header(h)) => {
+                let header: BackupHeader = serde_json::from_slice(&h).context("backup header")?;
+                writer = Some(BackupWriter::create(out, header)?);
+            }
+            Some(backup_chunk::Part::Data(d)) => {
+                writer.as_mut().context("data before the header")?.data(&d)?;
+            }
+            Some(backup_chunk::Part::Sha256(sum)) => {
+                let w = writer.take().context("checksum before the header")?;
+                let header = w.finish(&sum)?;
+                // Read it back whole before saying it is good.
+                backup::verify(out).context("the written backup does not verify")?;
+                return Ok(header);
+            }
+            None => {}
+        }
+    }
+    bail!("the backup stream ended before its checksum")
+}
