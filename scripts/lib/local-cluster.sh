@@ -47,12 +47,12 @@ EOF
   return 1
 }
 
-# `local_cluster_start NAME SLOTS PORT`: start SLOTS slots on PORT's block with data in a
-# fresh temporary folder, and wait (at most 180 s) for "ready". The caller's environment
-# passes through to the launcher (e.g. raised per-IP limits).
+# `local_cluster_start NAME SLOTS PORT [DATA]`: start SLOTS slots on PORT's block with data
+# in DATA (default: a fresh temporary folder), and wait (at most 180 s) for "ready". The
+# caller's environment passes through to the launcher (e.g. raised per-IP limits).
 local_cluster_start() {
   local name=$1 slots=$2 port=$3
-  LC_DATA=$(mktemp -d "${TMPDIR:-/tmp}/agenda-$name-XXXXXX")
+  LC_DATA=${4:-$(mktemp -d "${TMPDIR:-/tmp}/agenda-$name-XXXXXX")}
   LC_LOG=$LC_DATA/launcher.log
   say "starting $slots slots on 127.0.0.1:$((port + 1))..$((port + slots)) (data in $LC_DATA)"
   "$LC_BIN" --slots "$slots" --data-dir "$LC_DATA" --api-base-port "$port" >"$LC_LOG" 2>&1 &
