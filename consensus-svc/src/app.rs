@@ -78,6 +78,7 @@ pub struct App {
     internal: CancellationToken,
     membership: Option<(MembershipConfig, RpcAuth)>,
     proposals: ProposalQueue,
+    backups: Option<crate::backup_schedule::BackupSchedule>,
 }
 
 impl App {
@@ -170,6 +171,7 @@ impl App {
             log,
             proposer,
             gate: Default::default(),
+            backups_taken: Default::default(),
         };
         // Requests are accepted when signed for this store: its advertised or listen
         // address (or the address a connection arrives at), its slot, this incarnation.
@@ -193,6 +195,7 @@ impl App {
             internal,
             membership,
             proposals,
+            backups: config.backups.clone(),
         })
     }
 
@@ -245,6 +248,7 @@ impl App {
             internal,
             membership,
             proposals,
+            backups,
             ..
         } = self;
         let raft_svc = RaftServer::new(RaftService { node: node.clone() })
@@ -269,6 +273,9 @@ impl App {
             .serve_with_incoming_shutdown(incoming, async move { stop_serving.cancelled().await });
         let mut server = tokio::spawn(server.in_current_span());
         let elections = tokio::spawn(crate::election::run(node.clone(), internal.clone()).in_current_span());
+        let backups = backups.map(|schedule| {
+            tokio::spawn(crate::backup_schedule::run(node.clone(), schedule, internal.clone()).in_current_span())
+        });
         let formats = tokio::spawn(crate::version::run(node.clone(), internal.clone()).in_current_span());
         let proposing = tokio::spawn(
             proposals
@@ -303,6 +310,9 @@ impl App {
         }
         let _ = elections.await;
         let _ = formats.await;
+        if let Some(task) = backups {
+            let _ = task.await;
+        }
         let _ = proposing.await;
         tracing::info!("stopping raft");
         if let Err(e) = node.raft.shutdown().await {

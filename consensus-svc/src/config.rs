@@ -40,6 +40,8 @@ pub struct Config {
     /// ceiling [`crate::entry::SUPPORTED_FORMAT`]). Lower makes the store behave as an
     /// older version would, to rehearse a rolling upgrade.
     pub max_entry_format: u32,
+    /// Automatic backups by the leader (env `BACKUP_EVERY`; `None`: off).
+    pub backups: Option<crate::backup_schedule::BackupSchedule>,
 }
 
 /// How the store finds and joins its cluster.
@@ -192,6 +194,16 @@ pub struct EnvConfig {
     pub reconcile_ms: u64,
     /// `MAX_ENTRY_FORMAT` (see [`Config::max_entry_format`]).
     pub max_entry_format: u32,
+    /// `MAX_HEALTHY_LAG_MS`: the healthcheck fails on a follower that hears from a leader
+    /// but has not caught up with it for longer than this (default 30000), so a rolling
+    /// update waits for it.
+    pub max_healthy_lag_ms: u64,
+    /// `BACKUP_EVERY`: seconds between automatic backups by the leader (unset or 0: none).
+    pub backup_every: Option<u64>,
+    /// `BACKUP_DIR`: where they go (default `DATA_DIR/backups`).
+    pub backup_dir: Option<PathBuf>,
+    /// `BACKUP_KEEP`: how many are kept (default 7).
+    pub backup_keep: usize,
     /// Raft timings (flattened: `HEARTBEAT_MS`, ...).
     #[serde(flatten)]
     pub timings: Timings,
@@ -216,6 +228,10 @@ impl Default for EnvConfig {
             reap_after_ms: None,
             reconcile_ms: 1000,
             max_entry_format: crate::entry::SUPPORTED_FORMAT,
+            max_healthy_lag_ms: 30_000,
+            backup_every: None,
+            backup_dir: None,
+            backup_keep: 7,
             timings: Timings::default(),
             links: LinkSettings::default(),
         }
@@ -223,6 +239,31 @@ impl Default for EnvConfig {
 }
 
 impl EnvConfig {
+    /// Why this store's status makes it unhealthy, if it does: it stopped applying the
+    /// log, or it is a follower that hears from a leader and yet has not caught up with
+    /// it for longer than `MAX_HEALTHY_LAG_MS`. A store that hears from no leader is not
+    /// judged (a cluster without quorum is not mended by restarting its stores).
+    pub fn unhealthy(&self, status: &agenda_shared::status::StoreStatus) -> Option<String> {
+        if let Some(reason) = &status.halted {
+            return Some(format!("{} stopped applying the log: {reason}", status.node_name));
+        }
+        let hears_leader = status
+            .leader_contact_ms
+            .is_some_and(|ms| ms <= self.timings.election_max_ms * 2);
+        let follows = matches!(status.role.as_str(), "follower" | "learner");
+        let behind = status.stale_ms.is_none_or(|ms| ms > self.max_healthy_lag_ms);
+        (follows && hears_leader && behind).then(|| {
+            format!(
+                "{} hears from the leader but has not caught up with it for {} (more than MAX_HEALTHY_LAG_MS = {} ms)",
+                status.node_name,
+                status
+                    .stale_ms
+                    .map_or("its whole life so far".to_owned(), |ms| format!("{ms} ms")),
+                self.max_healthy_lag_ms
+            )
+        })
+    }
+
     /// The cluster secret, from `CLUSTER_HMAC_SECRET` or `CLUSTER_HMAC_SECRET_FILE` (env or
     /// the TOML file, like every other setting).
     pub fn cluster_secret(&self) -> Result<ClusterSecret, AuthError> {
@@ -276,7 +317,19 @@ impl EnvConfig {
                 reap_after: self.reap_after_ms.map(Duration::from_millis),
                 interval: Duration::from_millis(self.reconcile_ms.max(50)),
             });
+        if self.backup_keep == 0 {
+            return Err("BACKUP_KEEP must be at least 1".into());
+        }
+        let backups = self
+            .backup_every
+            .filter(|s| *s > 0)
+            .map(|s| crate::backup_schedule::BackupSchedule {
+                every: Duration::from_secs(s),
+                dir: self.backup_dir.clone().unwrap_or_else(|| self.data_dir.join("backups")),
+                keep: self.backup_keep,
+            });
         Ok(Config {
+            backups,
             membership,
             node_name: self.node_id,
             data_dir: self.data_dir,
@@ -324,5 +377,58 @@ mod tests {
             .extract()
             .expect("config");
         assert!(none.cluster_secret().is_err(), "no secret, no start");
+    }
+
+    fn status(role: &str, stale_ms: Option<u64>, leader_contact_ms: u64) -> agenda_shared::status::StoreStatus {
+        agenda_shared::status::StoreStatus {
+            node_name: "agenda-3".into(),
+            raft_id: 3,
+            role: role.into(),
+            term: 4,
+            leader_id: Some(1),
+            leader_addr: None,
+            last_log_index: Some(10),
+            applied_index: Some(10),
+            snapshot_index: None,
+            members: Vec::new(),
+            max_entry_format: 2,
+            applied_entry_format: 2,
+            cluster_entry_format: None,
+            cluster_id: None,
+            stale_ms,
+            leader_contact_ms: Some(leader_contact_ms),
+            halted: None,
+        }
+    }
+
+    #[test]
+    fn the_healthcheck_fails_a_halted_store_and_a_follower_that_hears_the_leader_but_lags() {
+        let env = EnvConfig {
+            max_healthy_lag_ms: 30_000,
+            ..EnvConfig::default()
+        };
+        assert_eq!(env.unhealthy(&status("follower", Some(200), 50)), None, "caught up");
+        let lagging = env.unhealthy(&status("follower", Some(45_000), 50)).expect("lagging");
+        assert!(
+            lagging.contains("45000 ms") && lagging.contains("MAX_HEALTHY_LAG_MS"),
+            "{lagging}"
+        );
+        assert!(
+            env.unhealthy(&status("learner", None, 50)).is_some(),
+            "never caught up while hearing the leader"
+        );
+        assert_eq!(
+            env.unhealthy(&status("follower", Some(90_000), 60_000)),
+            None,
+            "hears no leader: not judged (no quorum is not mended by a restart)"
+        );
+        assert_eq!(
+            env.unhealthy(&status("leader", Some(90_000), 0)),
+            None,
+            "a leader without quorum"
+        );
+        let mut halted = status("follower", Some(0), 50);
+        halted.halted = Some("log entry 9 is written in entry format 3".into());
+        assert!(env.unhealthy(&halted).expect("halted").contains("entry format 3"));
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod backup;
+pub mod backup_schedule;
 pub mod cli;
 pub mod config;
 pub mod election;

@@ -48,8 +48,8 @@ async fn healthcheck(
         .await
         .context("the local store did not answer in time")?
         .context("status")?;
-    if let Some(reason) = status.halted {
-        anyhow::bail!("{} stopped applying the log: {reason}", status.node_name);
+    if let Some(reason) = env.unhealthy(&status) {
+        anyhow::bail!(reason);
     }
     println!("{} {} term {}", status.node_name, status.role, status.term);
     Ok(())

@@ -29,6 +29,11 @@ impl Peers {
             .max_encoding_message_size(MAX_MESSAGE))
     }
 
+    /// A signed channel to the store at `addr`.
+    pub(crate) fn channel(&self, addr: &str) -> Result<SignedChannel, tonic::transport::Error> {
+        self.channels.get(addr)
+    }
+
     /// A store client of the store at `addr`.
     pub(crate) fn store(&self, addr: &str) -> Result<StoreClient, tonic::transport::Error> {
         Ok(StoreClient::new(self.channels.get(addr)?))

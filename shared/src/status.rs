@@ -54,6 +54,13 @@ pub struct StoreStatus {
     /// (the cluster format; leader only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_entry_format: Option<u32>,
+    /// How long ago this replica was last known to hold everything committed, ms (a
+    /// leader: since a quorum last acknowledged it; `None`: not yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<u64>,
+    /// How long ago this store last heard from a leader (or was one), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_contact_ms: Option<u64>,
     /// The cluster's id (new for a cluster restored from a backup; none for clusters
     /// initialised before cluster ids existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

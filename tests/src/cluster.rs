@@ -114,6 +114,8 @@ pub struct TestCluster {
     links: ClusterTls,
     _root: TempDir,
     slots: Vec<Slot>,
+    /// Automatic backups of every store (`every`, `keep`), into `<slot dir>/auto-backups`.
+    backups: Option<(Duration, usize)>,
 }
 
 impl TestCluster {
@@ -131,6 +133,21 @@ impl TestCluster {
     /// Like [`TestCluster::start_with`], every store and test client linking with `links`
     /// (plain text for the tests that put an attacker between a client and a store).
     pub async fn start_linked(n: usize, timings: Timings, links: ClusterTls) -> Self {
+        Self::start_full(n, timings, links, None).await
+    }
+
+    /// Like [`TestCluster::start`], every store taking automatic backups (when it leads)
+    /// every `every`, keeping `keep`, in [`TestCluster::backup_dir`].
+    pub async fn start_with_backups(n: usize, every: Duration, keep: usize) -> Self {
+        Self::start_full(n, test_timings(), crate::pki::tls(Role::Store), Some((every, keep))).await
+    }
+
+    /// Where slot `i` keeps its automatic backups.
+    pub fn backup_dir(&self, i: usize) -> PathBuf {
+        self.slots[i].dir.join("auto-backups")
+    }
+
+    async fn start_full(n: usize, timings: Timings, links: ClusterTls, backups: Option<(Duration, usize)>) -> Self {
         agenda_shared::telemetry::init_for_tests();
         let root = TempDir::new().expect("temp dir");
         let secret = ClusterSecret::new(format!("test-secret-{}", uuid::Uuid::new_v4().simple())).expect("secret");
@@ -141,6 +158,7 @@ impl TestCluster {
             links,
             slots: Vec::new(),
             _root: root,
+            backups,
         };
         for i in 0..n {
             let name = format!("agenda-{}", i + 1);
@@ -215,6 +233,7 @@ impl TestCluster {
                 max_entry_format: None,
             }],
             _root: root,
+            backups: None,
         };
         cluster.launch(0).await;
         cluster.wait_for_leader(&[0]).await;
@@ -234,6 +253,13 @@ impl TestCluster {
             faults: self.faults.clone(),
             membership: None,
             max_entry_format: slot.max_entry_format.unwrap_or(consensus_svc::entry::SUPPORTED_FORMAT),
+            backups: self
+                .backups
+                .map(|(every, keep)| consensus_svc::backup_schedule::BackupSchedule {
+                    every,
+                    dir: slot.dir.join("auto-backups"),
+                    keep,
+                }),
         };
         // Re-binding the same port right after a stop can race the old socket's close.
         let app = {

@@ -60,6 +60,8 @@ pub struct StoreNode {
     pub(crate) proposer: Proposer,
     /// The entry format the leader writes ([`crate::version`]).
     pub(crate) gate: Arc<FormatGate>,
+    /// Automatic backups taken ([`crate::backup_schedule`]).
+    pub(crate) backups_taken: Arc<crate::backup_schedule::BackupCount>,
 }
 
 /// Why forwarding to the leader did not produce an answer.
@@ -79,6 +81,11 @@ impl StoreNode {
     /// The state machine.
     pub fn state(&self) -> &StateStore {
         &self.state
+    }
+
+    /// Automatic backups this store has taken.
+    pub fn backups_taken(&self) -> u64 {
+        self.backups_taken.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the proposal queue has proposed so far (entries of one and of many commands).

@@ -182,3 +182,46 @@ async fn damaged_and_truncated_backups_are_refused_by_verify_and_restore() {
     assert!(err.contains("already holds a store"), "{err}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_takes_automatic_backups_from_a_follower_and_keeps_the_newest() {
+    let cluster = TestCluster::start_with_backups(3, Duration::from_millis(400), 2).await;
+    let mut top = 0;
+    for k in 0..10 {
+        let (_, cmd) = register(&format!("user{k}"));
+        top = cluster
+            .execute(k % 3, &request(None, cmd))
+            .await
+            .expect("register")
+            .revision;
+    }
+    let leader = cluster.leader().await;
+    agenda_tests::eventually("three automatic backups", Duration::from_secs(30), || async {
+        (cluster.node(leader).backups_taken() >= 3).then_some(())
+    })
+    .await;
+    for i in (0..3).filter(|&i| i != leader) {
+        assert_eq!(
+            cluster.node(i).backups_taken(),
+            0,
+            "only the leader takes them (slot {i})"
+        );
+    }
+    let files: Vec<_> = std::fs::read_dir(cluster.backup_dir(leader))
+        .expect("the leader's backup folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "backup"))
+        .collect();
+    assert!(!files.is_empty() && files.len() <= 2, "BACKUP_KEEP=2 kept {files:?}");
+    let newest = files
+        .iter()
+        .map(|f| backup::verify(f).expect("each verifies"))
+        .max_by_key(|h| h.revision);
+    let newest = newest.expect("a backup");
+    assert!(
+        newest.revision >= top,
+        "the newest backup holds every acknowledged write"
+    );
+    assert_ne!(newest.node, cluster.name(leader), "copied from a follower");
+    cluster.shutdown().await;
+}

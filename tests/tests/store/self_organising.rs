@@ -141,6 +141,7 @@ impl Pods {
                 interval: Duration::from_millis(200),
             }),
             max_entry_format: consensus_svc::entry::SUPPORTED_FORMAT,
+            backups: None,
         };
         let app = eventually("the store's port is free again", Duration::from_secs(10), || {
             let config = config.clone();
