@@ -9,6 +9,9 @@
 # injects, one after the other, with the cluster healthy and settled before each:
 #   leader-kill      SIGKILL of the leader's store (agenda-local restarts it; etcd is
 #                    restarted by this script at once)          x KILLS
+#   leader-stop      SIGTERM of the leader's store: a planned restart (an Agenda store
+#                    hands leadership over before it stops, etcd transfers leadership
+#                    when it stops), restarted as after a kill  x STOPS
 #   leader-freeze    SIGSTOP of the leader's store for FREEZE_S seconds, then SIGCONT
 #                                                               x FREEZES
 #   follower-kill    SIGKILL of a follower's store              x FOLLOWER_FAULTS
@@ -28,6 +31,7 @@ ROOT=$PWD
 
 SYSTEMS=${SYSTEMS:-agenda,etcd}
 KILLS=${KILLS:-10}
+STOPS=${STOPS:-10}
 FREEZES=${FREEZES:-10}
 FOLLOWER_FAULTS=${FOLLOWER_FAULTS:-3}
 FREEZE_S=${FREEZE_S:-5}
@@ -96,6 +100,15 @@ run_faults() {
                 echo "$(now_ms) $kind $target" >> "$dir/faults.txt"
                 kill -KILL "$pid"
                 "${sys}_after_kill" "$target" ;;
+            *-stop)
+                echo "$(now_ms) $kind $target" >> "$dir/faults.txt"
+                kill -TERM "$pid"
+                if [ "$sys" = etcd ]; then
+                    wait "$pid" 2>/dev/null || true   # our child: reaped here
+                else
+                    wait_for "member $target to stop" 30 bash -c "! kill -0 $pid 2>/dev/null"
+                fi
+                "${sys}_after_kill" "$target" ;;
             *-freeze)
                 echo "$(now_ms) $kind $target" >> "$dir/faults.txt"
                 kill -STOP "$pid"
@@ -104,6 +117,7 @@ run_faults() {
         esac
     }
     for _ in $(seq "$KILLS"); do one leader-kill leader; done
+    for _ in $(seq "$STOPS"); do one leader-stop leader; done
     for _ in $(seq "$FREEZES"); do one leader-freeze leader; done
     for _ in $(seq "$FOLLOWER_FAULTS"); do one follower-kill follower; done
     for _ in $(seq "$FOLLOWER_FAULTS"); do one follower-freeze follower; done
@@ -229,7 +243,7 @@ cat "$OUT/table.md"
 {
     echo "<!-- FAILOVER by scripts/failover.sh on $(date -u +%Y-%m-%dT%H:%MZ): do not edit by hand -->"
     echo
-    echo "Command: \`SYSTEMS=$SYSTEMS KILLS=$KILLS FREEZES=$FREEZES FOLLOWER_FAULTS=$FOLLOWER_FAULTS FREEZE_S=$FREEZE_S CONCURRENCY=$CONCURRENCY scripts/failover.sh\`"
+    echo "Command: \`SYSTEMS=$SYSTEMS KILLS=$KILLS STOPS=$STOPS FREEZES=$FREEZES FOLLOWER_FAULTS=$FOLLOWER_FAULTS FREEZE_S=$FREEZE_S CONCURRENCY=$CONCURRENCY scripts/failover.sh\`"
     echo
     echo "Machine: $(nproc) cores, Linux $(uname -r); $(etcd --version 2>/dev/null | head -1 || echo 'no etcd');"\
          "Agenda at commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo ' (with uncommitted changes)')."

@@ -172,6 +172,7 @@ impl App {
             proposer,
             gate: Default::default(),
             backups_taken: Default::default(),
+            transferring: Default::default(),
         };
         // Requests are accepted when signed for this store: its advertised or listen
         // address (or the address a connection arrives at), its slot, this incarnation.
@@ -292,6 +293,9 @@ impl App {
             _ = shutdown.cancelled() => None,
             res = &mut server => Some(res),
         };
+        if served.is_none() {
+            hand_over_before_stopping(&node).await;
+        }
         tracing::info!("store stopping: no new requests, draining");
         internal.cancel();
         let result = match served {
@@ -321,5 +325,18 @@ impl App {
         drop(node);
         tracing::info!("store stopped");
         result
+    }
+}
+
+/// A leader that stops gracefully hands over first (bounded), so writes wait for one
+/// planned election instead of an election timeout.
+async fn hand_over_before_stopping(node: &StoreNode) {
+    let m = node.raft.metrics().borrow().clone();
+    if m.state != openraft::ServerState::Leader || m.membership_config.membership().voter_ids().count() < 2 {
+        return;
+    }
+    tracing::info!("this store leads: handing over before stopping");
+    if let Err(e) = node.transfer_leadership(None).await {
+        tracing::warn!(error = %e, "no hand-over; the others elect a leader once this store is gone");
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agenda_shared::auth::{Receiver, RpcAuth};
 use agenda_shared::proto::admin_client::AdminClient;
-use agenda_shared::proto::{BackupRequest, backup_chunk};
+use agenda_shared::proto::{BackupRequest, ChangeMembershipRequest, TransferLeaderRequest, backup_chunk};
 use agenda_shared::rpc::channel::{SignedChannel, lazy_channel, signed};
 use agenda_shared::rpc::store::StoreClient;
 use agenda_shared::rpc::tls::{ClusterTls, Role};
@@ -52,6 +52,12 @@ pub enum Command {
         #[command(subcommand)]
         action: MembersAction,
     },
+    /// Leadership.
+    Leader {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: LeaderAction,
+    },
     /// Take an online backup: a consistent copy of the whole agenda at a known revision,
     /// from a follower (by default), while the cluster serves writes.
     Backup {
@@ -91,6 +97,23 @@ pub enum Command {
 pub enum MembersAction {
     /// Voters and learners, as the leader sees them.
     List,
+    /// Take a voter out of the membership (a slot whose host is gone for good; a store
+    /// that still runs and is discovered is added back by the leader).
+    Remove {
+        /// Its slot (agenda-N) or Raft id.
+        member: String,
+    },
+}
+
+/// `leader` actions.
+#[derive(Debug, Subcommand)]
+pub enum LeaderAction {
+    /// Hand leadership to another voter (before maintenance of the leader's host).
+    Transfer {
+        /// The slot (agenda-N) or Raft id to hand over to; default: the most caught up.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 /// Parse the arguments (after the program name) and run.
@@ -157,6 +180,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     ));
                 }
                 out.trim_end().to_owned()
+            });
+        }
+        Command::Members {
+            action: MembersAction::Remove { member },
+        } => {
+            let links = Links::from_env()?;
+            let (leader, view) = leader_view(&links, &cli.store).await?;
+            let id = resolve(&view, member)?;
+            let voters: Vec<u64> = view
+                .members
+                .iter()
+                .filter(|m| m.voter && m.raft_id != id)
+                .map(|m| m.raft_id)
+                .collect();
+            if !view.members.iter().any(|m| m.voter && m.raft_id == id) {
+                bail!("{member} is not a voter (learners leave by themselves when their slot moves on)");
+            }
+            let reply = AdminClient::new(links.channel(&leader)?)
+                .change_membership(ChangeMembershipRequest { voters, retain: false })
+                .await
+                .context("change membership")?
+                .into_inner();
+            let log_id: serde_json::Value = serde_json::from_slice(&reply.data).unwrap_or_default();
+            print(cli.json, &log_id, || {
+                format!("{member} removed (membership entry {log_id})")
+            });
+        }
+        Command::Leader {
+            action: LeaderAction::Transfer { to },
+        } => {
+            let links = Links::from_env()?;
+            let (leader, view) = leader_view(&links, &cli.store).await?;
+            let to = to.as_deref().map(|t| resolve(&view, t)).transpose()?.unwrap_or(0);
+            let reply = AdminClient::new(links.channel(&leader)?)
+                .transfer_leader(TransferLeaderRequest { to })
+                .await
+                .context("leader transfer")?
+                .into_inner();
+            let done: crate::node::Transferred = serde_json::from_slice(&reply.data).context("the leader's answer")?;
+            let name = |id: Option<u64>| {
+                id.and_then(|id| view.members.iter().find(|m| m.raft_id == id))
+                    .map_or("?".to_owned(), |m| m.node_name.clone())
+            };
+            print(cli.json, &done, || {
+                format!(
+                    "leadership handed from {} to {} (writes paused {} ms)",
+                    view.node_name,
+                    name(done.leader),
+                    done.paused_ms
+                )
             });
         }
         Command::Backup { out, from } => {
@@ -306,6 +379,23 @@ fn status_table(rows: &[StatusRow]) -> String {
         }
     }
     out.trim_end().to_owned()
+}
+
+/// The leader's address and its view of the cluster.
+async fn leader_view(links: &Links, start: &str) -> anyhow::Result<(String, StoreStatus)> {
+    let rows = cluster_statuses(links, start).await?;
+    rows.into_iter()
+        .find_map(|r| r.status.filter(|s| s.role == "leader").map(|s| (r.addr, s)))
+        .context("no leader answered")
+}
+
+/// A member named by slot or Raft id.
+fn resolve(view: &StoreStatus, member: &str) -> anyhow::Result<u64> {
+    view.members
+        .iter()
+        .find(|m| m.node_name == member || m.raft_id.to_string() == member)
+        .map(|m| m.raft_id)
+        .with_context(|| format!("{member} is not a member of the cluster"))
 }
 
 /// A healthy follower to copy from (the leader if there is none).

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use agenda_shared::proto::{
     AddLearnerRequest, AdminReply, BackupChunk, BackupRequest, ChangeMembershipRequest, InitializeRequest, Member,
-    MetricsRequest, backup_chunk,
+    MetricsRequest, StandForElectionRequest, TransferLeaderRequest, backup_chunk,
 };
 use futures::Stream;
 use sha2::{Digest, Sha256};
@@ -151,6 +151,20 @@ impl Admin for AdminService {
             Ok(resp) => reply(&resp.log_id),
             Err(e) => Err(membership_error(e)),
         }
+    }
+
+    async fn transfer_leader(&self, request: Request<TransferLeaderRequest>) -> Result<Response<AdminReply>, Status> {
+        let to = request.into_inner().to;
+        let done = self.node.transfer_leadership((to != 0).then_some(to)).await?;
+        reply(&done)
+    }
+
+    async fn stand_for_election(
+        &self,
+        _request: Request<StandForElectionRequest>,
+    ) -> Result<Response<AdminReply>, Status> {
+        self.node.stand_for_election()?;
+        reply(&"standing")
     }
 
     async fn metrics(&self, _request: Request<MetricsRequest>) -> Result<Response<AdminReply>, Status> {

@@ -12,6 +12,7 @@ mod backup;
 mod propose;
 mod read;
 mod status;
+mod transfer;
 mod watch;
 mod write;
 
@@ -36,6 +37,7 @@ use crate::version::FormatGate;
 pub use propose::{BATCH_BYTES, IN_FLIGHT, MAX_BATCH, ProposalStats, SLOT_HOLD};
 pub(crate) use propose::{ProposalQueue, Proposer, queue as propose_queue};
 pub use read::ReadRounds;
+pub use transfer::Transferred;
 pub use watch::WatchItem;
 
 /// One store: its Raft handle, state machine and outgoing clients.
@@ -60,6 +62,8 @@ pub struct StoreNode {
     pub(crate) proposer: Proposer,
     /// The entry format the leader writes ([`crate::version`]).
     pub(crate) gate: Arc<FormatGate>,
+    /// Set while this leader hands over ([`transfer`]): it takes no writes.
+    pub(crate) transferring: Arc<std::sync::atomic::AtomicBool>,
     /// Automatic backups taken ([`crate::backup_schedule`]).
     pub(crate) backups_taken: Arc<crate::backup_schedule::BackupCount>,
 }

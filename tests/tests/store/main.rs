@@ -5,7 +5,7 @@
 //! RPCs (`rpc_security`); mutual TLS, pre-body checks, receivers and certificate rotation
 //! (`links`); stores, agents and APIs organising themselves
 //! (`self_organising`); versioned entries and batches in a mixed-version cluster
-//! (`versions`).
+//! (`versions`); leader transfer (`transfer`).
 
 mod availability;
 mod backup;
@@ -15,4 +15,5 @@ mod entry_size;
 mod links;
 mod rpc_security;
 mod self_organising;
+mod transfer;
 mod versions;
