@@ -173,6 +173,10 @@ impl App {
             gate: Default::default(),
             backups_taken: Default::default(),
             transferring: Default::default(),
+            disk: Arc::new(crate::disk::DiskGuard::new(
+                config.data_dir.clone(),
+                config.min_free_bytes,
+            )),
         };
         // Requests are accepted when signed for this store: its advertised or listen
         // address (or the address a connection arrives at), its slot, this incarnation.
@@ -277,6 +281,7 @@ impl App {
         let backups = backups.map(|schedule| {
             tokio::spawn(crate::backup_schedule::run(node.clone(), schedule, internal.clone()).in_current_span())
         });
+        let disk = tokio::spawn(crate::disk::run(node.clone(), internal.clone()).in_current_span());
         let formats = tokio::spawn(crate::version::run(node.clone(), internal.clone()).in_current_span());
         let proposing = tokio::spawn(
             proposals
@@ -314,6 +319,7 @@ impl App {
         }
         let _ = elections.await;
         let _ = formats.await;
+        let _ = disk.await;
         if let Some(task) = backups {
             let _ = task.await;
         }

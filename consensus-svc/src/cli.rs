@@ -363,7 +363,7 @@ fn status_table(rows: &[StatusRow]) -> String {
                 s.applied_index.unwrap_or(0),
                 r.lag.unwrap_or(0),
                 format!("{}/{}", s.applied_entry_format, s.max_entry_format),
-                s.halted.as_deref().unwrap_or(""),
+                s.halted.as_deref().or(s.alarm.as_deref()).unwrap_or(""),
             )),
             None => out.push_str(&format!(
                 "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}  {}\n",

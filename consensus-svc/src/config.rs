@@ -42,6 +42,9 @@ pub struct Config {
     pub max_entry_format: u32,
     /// Automatic backups by the leader (env `BACKUP_EVERY`; `None`: off).
     pub backups: Option<crate::backup_schedule::BackupSchedule>,
+    /// Free bytes the data volume must keep (env `MIN_FREE_MB`, default 256 MiB; see
+    /// [`crate::disk`]).
+    pub min_free_bytes: u64,
 }
 
 /// How the store finds and joins its cluster.
@@ -204,6 +207,9 @@ pub struct EnvConfig {
     pub backup_dir: Option<PathBuf>,
     /// `BACKUP_KEEP`: how many are kept (default 7).
     pub backup_keep: usize,
+    /// `MIN_FREE_MB`: below this much free space on the data volume the store raises its
+    /// NOSPACE alarm and takes no writes; below half of it, no appends (default 256).
+    pub min_free_mb: u64,
     /// Raft timings (flattened: `HEARTBEAT_MS`, ...).
     #[serde(flatten)]
     pub timings: Timings,
@@ -232,6 +238,7 @@ impl Default for EnvConfig {
             backup_every: None,
             backup_dir: None,
             backup_keep: 7,
+            min_free_mb: 256,
             timings: Timings::default(),
             links: LinkSettings::default(),
         }
@@ -246,6 +253,14 @@ impl EnvConfig {
     pub fn unhealthy(&self, status: &agenda_shared::status::StoreStatus) -> Option<String> {
         if let Some(reason) = &status.halted {
             return Some(format!("{} stopped applying the log: {reason}", status.node_name));
+        }
+        if status.role == "shutdown" {
+            // Raft stopped on a storage error (a full or failing disk): a restart, once
+            // the cause is gone, brings the store back from its files.
+            return Some(format!(
+                "{}: its Raft core stopped on a storage error (see its log)",
+                status.node_name
+            ));
         }
         let hears_leader = status
             .leader_contact_ms
@@ -329,6 +344,7 @@ impl EnvConfig {
                 keep: self.backup_keep,
             });
         Ok(Config {
+            min_free_bytes: self.min_free_mb.saturating_mul(1024 * 1024),
             backups,
             membership,
             node_name: self.node_id,
@@ -395,6 +411,8 @@ mod tests {
             applied_entry_format: 2,
             cluster_entry_format: None,
             cluster_id: None,
+            alarm: None,
+            disk_free_bytes: None,
             stale_ms,
             leader_contact_ms: Some(leader_contact_ms),
             halted: None,
@@ -426,6 +444,11 @@ mod tests {
             env.unhealthy(&status("leader", Some(90_000), 0)),
             None,
             "a leader without quorum"
+        );
+        assert!(
+            env.unhealthy(&status("shutdown", Some(0), 50))
+                .expect("raft stopped")
+                .contains("storage error")
         );
         let mut halted = status("follower", Some(0), 50);
         halted.halted = Some("log entry 9 is written in entry format 3".into());

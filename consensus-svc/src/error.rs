@@ -53,6 +53,10 @@ pub enum StoreError {
     /// The store has begun to shut down: the caller goes to another store.
     #[error("shutting down")]
     ShuttingDown,
+    /// The data volume is nearly full (the NOSPACE alarm): no writes here; the caller goes
+    /// to another store.
+    #[error("this store's disk is nearly full: {0}")]
+    NoSpace(String),
     /// The store stopped applying the log (an entry of a format it does not apply): the
     /// caller goes to another store, as for [`StoreError::ShuttingDown`].
     #[error("this store stopped applying the log: {0}")]
@@ -79,7 +83,7 @@ impl StoreError {
             StoreError::Membership(_) => ErrorKind::Membership,
             StoreError::Storage(_) => ErrorKind::Storage,
             StoreError::Fatal(_) => ErrorKind::Fatal,
-            StoreError::ShuttingDown | StoreError::Halted(_) => ErrorKind::ShuttingDown,
+            StoreError::ShuttingDown | StoreError::Halted(_) | StoreError::NoSpace(_) => ErrorKind::ShuttingDown,
             StoreError::StaleReplica { .. } => ErrorKind::StaleReplica,
             StoreError::Forwarded(_) => return None,
         })
@@ -98,6 +102,7 @@ impl From<StoreError> for tonic::Status {
             | StoreError::RevisionNotReached { .. }
             | StoreError::ShuttingDown
             | StoreError::Halted(_)
+            | StoreError::NoSpace(_)
             | StoreError::StaleReplica { .. } => tonic::Status::unavailable(e.to_string()),
             StoreError::BadRequest(_) | StoreError::CommandTooLarge { .. } => {
                 tonic::Status::invalid_argument(e.to_string())

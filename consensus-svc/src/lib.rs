@@ -21,6 +21,7 @@ pub mod backup;
 pub mod backup_schedule;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod election;
 pub mod entry;
 pub mod error;

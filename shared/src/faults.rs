@@ -30,11 +30,17 @@ struct State {
     frozen: HashSet<String>,
     /// Slow disks: each fsync of the node's Raft log takes this much longer.
     slow_disk: HashMap<String, Duration>,
+    /// Full disks: the free space the node sees, whatever the file system says.
+    free_bytes: HashMap<String, u64>,
 }
 
 impl State {
     fn is_empty(&self) -> bool {
-        self.isolated.is_empty() && self.cut.is_empty() && self.frozen.is_empty() && self.slow_disk.is_empty()
+        self.isolated.is_empty()
+            && self.cut.is_empty()
+            && self.frozen.is_empty()
+            && self.slow_disk.is_empty()
+            && self.free_bytes.is_empty()
     }
 }
 
@@ -100,6 +106,23 @@ impl Faults {
                 s.slow_disk.insert(node.to_owned(), extra);
             }
         });
+    }
+
+    /// `node` sees `free` bytes free on its data volume (`None`: what the file system says).
+    pub fn free_space(&self, node: &str, free: Option<u64>) {
+        self.update(|s| match free {
+            Some(f) => {
+                s.free_bytes.insert(node.to_owned(), f);
+            }
+            None => {
+                s.free_bytes.remove(node);
+            }
+        });
+    }
+
+    /// The free space `node` is made to see, if any.
+    pub fn free_bytes(&self, node: &str) -> Option<u64> {
+        self.read(|s| s.free_bytes.get(node).copied()).flatten()
     }
 
     /// How much longer an fsync of `node`'s log takes now.

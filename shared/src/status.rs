@@ -61,6 +61,12 @@ pub struct StoreStatus {
     /// How long ago this store last heard from a leader (or was one), ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_contact_ms: Option<u64>,
+    /// The NOSPACE alarm, while the data volume is nearly full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    /// Free bytes on the data volume when last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
     /// The cluster's id (new for a cluster restored from a backup; none for clusters
     /// initialised before cluster ids existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

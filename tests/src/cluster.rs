@@ -253,6 +253,7 @@ impl TestCluster {
             faults: self.faults.clone(),
             membership: None,
             max_entry_format: slot.max_entry_format.unwrap_or(consensus_svc::entry::SUPPORTED_FORMAT),
+            min_free_bytes: 16 << 20,
             backups: self
                 .backups
                 .map(|(every, keep)| consensus_svc::backup_schedule::BackupSchedule {
@@ -413,6 +414,12 @@ impl TestCluster {
     /// The faults the stores share (the API fronts of an `ApiCluster` use them too).
     pub fn faults(&self) -> Arc<Faults> {
         self.faults.clone()
+    }
+
+    /// Slot `i` sees `free` bytes free on its data volume (`None`: the real figure); the
+    /// stores of this harness want 16 MiB free.
+    pub fn free_space(&self, i: usize, free: Option<u64>) {
+        self.faults.free_space(&self.slots[i].name, free);
     }
 
     /// Freeze slot `i`: what it sends and what is sent to it hangs, as with SIGSTOP.

@@ -68,6 +68,12 @@ pub struct StoreView {
     /// apply: upgrade it).
     #[schema(required = true)]
     pub halted: Option<String>,
+    /// The NOSPACE alarm, while its data volume is nearly full (it takes no writes).
+    #[schema(required = true)]
+    pub alarm: Option<String>,
+    /// Free bytes on its data volume.
+    #[schema(required = true)]
+    pub disk_free_bytes: Option<u64>,
 }
 
 /// A Raft member, per the leader (or the first store that answered).
@@ -172,6 +178,8 @@ async fn gather(app: &AppState) -> ClusterView {
                 applied_entry_format: Some(s.applied_entry_format),
                 cluster_entry_format: s.cluster_entry_format,
                 halted: s.halted,
+                alarm: s.alarm,
+                disk_free_bytes: s.disk_free_bytes,
             },
             Err(e) => StoreView {
                 addr,
@@ -190,6 +198,8 @@ async fn gather(app: &AppState) -> ClusterView {
                 applied_entry_format: None,
                 cluster_entry_format: None,
                 halted: None,
+                alarm: None,
+                disk_free_bytes: None,
             },
         })
         .collect();

@@ -116,6 +116,7 @@ export function clusterView(root) {
             member ? h('li', { class: member.voter ? 'ok' : 'warn' }, h('span', { class: 'hdot' }), member.voter ? 'voter' : 'learner') : h('li', { class: 'warn' }, h('span', { class: 'hdot' }), 'not a member'),
             s.slot && s.slot === st.api_node ? h('li', { class: 'ok' }, h('span', { class: 'hdot' }), 'API front (this one) serving') : null,
             s.halted ? h('li', { class: 'bad', title: s.halted }, h('span', { class: 'hdot' }), 'stopped applying the log: upgrade it') : null,
+            s.alarm ? h('li', { class: 'bad', title: s.alarm }, h('span', { class: 'hdot' }), 'disk nearly full: takes no writes') : null,
             ...sidecarHealth(st, slotOf(s)),
           ),
           s.error ? h('p', { class: 'slot-error muted small', title: s.error }, s.error) : null,

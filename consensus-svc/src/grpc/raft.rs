@@ -48,6 +48,15 @@ impl RaftRpc for RaftService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         self.check_target(request.get_ref())?;
         let req: AppendEntriesRequest<TypeConfig> = decode(&request.get_ref().data)?;
+        if !req.entries.is_empty() && self.node.disk.space() == crate::disk::Space::Critical {
+            // Appending would fill the volume: stay out of the quorum until space returns.
+            return Err(Status::resource_exhausted(
+                self.node
+                    .disk
+                    .alarm()
+                    .unwrap_or_else(|| "the data volume is full".into()),
+            ));
+        }
         let received = Instant::now();
         let commit = req.leader_commit.map_or(0, |l| l.index);
         let answer = self.node.raft.append_entries(req).await;

@@ -62,6 +62,8 @@ pub struct StoreNode {
     pub(crate) proposer: Proposer,
     /// The entry format the leader writes ([`crate::version`]).
     pub(crate) gate: Arc<FormatGate>,
+    /// The data volume's free space and its alarm ([`crate::disk`]).
+    pub(crate) disk: Arc<crate::disk::DiskGuard>,
     /// Set while this leader hands over ([`transfer`]): it takes no writes.
     pub(crate) transferring: Arc<std::sync::atomic::AtomicBool>,
     /// Automatic backups taken ([`crate::backup_schedule`]).

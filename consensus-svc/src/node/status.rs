@@ -57,6 +57,8 @@ impl StoreNode {
             cluster_entry_format: leading.then(|| self.gate.writing()),
             halted: self.state.halted(),
             cluster_id: self.state.cluster_id(),
+            alarm: self.disk.alarm(),
+            disk_free_bytes: Some(self.disk.free()).filter(|f| *f != u64::MAX),
             stale_ms: self.staleness().map(|d| d.as_millis() as u64),
             leader_contact_ms: Some(self.contact.silence().as_millis() as u64),
         }

@@ -17,6 +17,9 @@ impl StoreNode {
     /// reaches the log (or a leader), so every entry fits one AppendEntries.
     pub async fn execute(&self, req: Request, forwarded: bool) -> Result<ExecuteResult, StoreError> {
         self.check_running()?;
+        if self.disk.space() != crate::disk::Space::Ok {
+            return Err(StoreError::NoSpace(self.disk.alarm().unwrap_or_default()));
+        }
         if self.transferring.load(std::sync::atomic::Ordering::SeqCst) {
             // Handing leadership over: the caller follows it to the next leader.
             return Err(StoreError::NotLeader);

@@ -1,4 +1,4 @@
-//! Stores in one process: online backup and restore (`backup`); availability under pauses and partitions (`availability`);
+//! Stores in one process: online backup and restore (`backup`); full disks (`disk`); availability under pauses and partitions (`availability`);
 //! replication, forwarding, failover, quorum loss, restarts,
 //! snapshots, lost volumes, idempotency (`cluster`); the domain on seven nodes (`domain`);
 //! the size cap on commands and catch-up past the gRPC message cap (`entry_size`); signed
@@ -10,6 +10,7 @@
 mod availability;
 mod backup;
 mod cluster;
+mod disk;
 mod domain;
 mod entry_size;
 mod links;
