@@ -7,7 +7,8 @@
 #   4. `agenda-admin restore` seeds slot 1 of an empty data folder; the launcher starts on
 #      it: slot 1's store leads the new cluster and the six empty stores join it;
 #   5. every store applies the backup's revision, seven voters, a new cluster id; alice
-#      signs in with her password, bob (written after the backup) does not exist.
+#      signs in with her password, bob (written after the backup) does not exist;
+#   6. `agenda-admin leader transfer --to agenda-3` moves leadership there.
 #
 # Exit 0 on success, 1 when the drill fails, 2 when it could not be set up.
 set -euo pipefail
@@ -104,5 +105,11 @@ NEW_ID=$(json 'next(r["status"]["cluster_id"] for r in d if r["status"] and r["s
 [ "$NEW_ID" != "$OLD_ID" ] || fail "the restored cluster kept the old cluster id"
 
 code=$(login alice); [ "$code" = 200 ] || fail "alice cannot sign in after the restore ($code): $(cat "$WORK/last-body")"
+
+say "--- leader transfer to slot 3, with the tool"
+admin "$B_DATA" leader transfer --to agenda-3 || fail "leader transfer failed"
+admin "$B_DATA" --json status > "$WORK/status.json"
+LEADER=$(json 'next(r["status"]["node_name"] for r in d if r["status"] and r["status"]["role"] == "leader")' < "$WORK/status.json")
+[ "$LEADER" = agenda-3 ] || fail "after the transfer $LEADER leads, not agenda-3"
 code=$(login bob); [ "$code" = 401 ] || fail "bob, written after the backup, signs in ($code)"
-say "OK: revision $REVISION restored into cluster $NEW_ID; 7 voters; alice signs in, bob does not exist"
+say "OK: revision $REVISION restored into cluster $NEW_ID; 7 voters; alice signs in, bob does not exist; leadership handed to agenda-3"

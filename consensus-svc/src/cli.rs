@@ -213,6 +213,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let links = Links::from_env()?;
             let (leader, view) = leader_view(&links, &cli.store).await?;
             let to = to.as_deref().map(|t| resolve(&view, t)).transpose()?.unwrap_or(0);
+            if to == view.raft_id {
+                print(cli.json, &serde_json::json!({ "leader": to }), || {
+                    format!("{} already leads", view.node_name)
+                });
+                return Ok(());
+            }
             let reply = AdminClient::new(links.channel(&leader)?)
                 .transfer_leader(TransferLeaderRequest { to })
                 .await

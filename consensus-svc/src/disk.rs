@@ -106,8 +106,12 @@ fn read_free(dir: &std::path::Path) -> std::io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// A leader on a low volume tries to hand over at most this often.
+const HAND_OVER_EVERY: Duration = Duration::from_secs(5);
+
 /// Watch the volume until `stop`; a leader whose volume runs low hands over.
 pub async fn run(node: StoreNode, stop: CancellationToken) {
+    let mut last_hand_over: Option<tokio::time::Instant> = None;
     loop {
         let free = match node.faults.free_bytes(&node.name) {
             Some(f) => Ok(f),
@@ -127,8 +131,18 @@ pub async fn run(node: StoreNode, stop: CancellationToken) {
                         _ => tracing::error!(free, "{}", node.disk.alarm().unwrap_or_default()),
                     }
                 }
-                let leads = node.raft.metrics().borrow().state == ServerState::Leader;
-                if after != Space::Ok && leads {
+                let (leads, others) = {
+                    let m = node.raft.metrics().borrow().clone();
+                    let others = m
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .any(|id| id != node.raft_id);
+                    (m.state == ServerState::Leader, others)
+                };
+                let due = last_hand_over.is_none_or(|t| t.elapsed() >= HAND_OVER_EVERY);
+                if after != Space::Ok && leads && others && due {
+                    last_hand_over = Some(tokio::time::Instant::now());
                     tracing::warn!("this leader's volume is nearly full: handing leadership over");
                     if let Err(e) = node.transfer_leadership(None).await {
                         tracing::warn!(error = %e, "no hand-over; writes stay refused here");
