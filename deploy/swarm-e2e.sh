@@ -9,7 +9,9 @@
 #      others elect a new leader, no request fails, and Swarm restarts that slot with its
 #      volume (same Raft id)
 #   6. `docker service update --force` on api while a writer writes: no failed request
-#   7. remove the stack, its volumes and secrets; leave the swarm if we created it
+#   7. the same on store (stop-first, one slot at a time: each leader hands leadership
+#      over before it stops): no failed request, every acknowledged write still there
+#   8. remove the stack, its volumes and secrets; leave the swarm if we created it
 #
 # Cleanup runs on success, failure and timeout (trap). The whole run is bounded by
 # SWARM_E2E_TIMEOUT seconds (the release build included) and each phase by its own
@@ -358,5 +360,30 @@ log "update completed in $((SECONDS - PHASE_T0))s; every api task replaced; stop
 sleep 3
 finish_writer "$writer" stop
 client final-health wait-healthy --voters "$SLOTS" --timeout 60 || fail "unhealthy after the update"
+
+phase "rolling update of store under load"
+writer=$(start_writer store-roll --duration 900 --concurrency 4)
+log "writer $writer started"
+sleep 3
+previous_store_start=$(docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}" "${STACK}_store")
+docker service update --force --detach=true "${STACK}_store" >/dev/null
+log "docker service update --force ${STACK}_store (one slot at a time, stop-first; leaders hand over)"
+deadline=$((SECONDS + 600))
+while :; do
+    state=$(docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}" "${STACK}_store")
+    started=$(docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}" "${STACK}_store")
+    if [[ "$started" != "$previous_store_start" ]]; then
+        case $state in
+            completed) break ;;
+            paused | rollback_*) fail "the store update ended in state '$state'" ;;
+        esac
+    fi
+    ((SECONDS < deadline)) || fail "the store update did not complete within 600s (state '$state')"
+    sleep 1
+done
+log "store update completed in $((SECONDS - PHASE_T0))s; stopping the writer"
+sleep 3
+finish_writer "$writer" stop
+client final-health-2 wait-healthy --voters "$SLOTS" --timeout 60 || fail "unhealthy after the store update"
 
 RESULT=0
