@@ -268,6 +268,13 @@ pub(crate) async fn run(node: StoreNode, shutdown: CancellationToken) {
             last_attempt = Instant::now();
             threshold = timeout();
             if node.pre_vote_round().await {
+                // A round that took long (a starved process: the answers sat in queues)
+                // speaks of a past moment: a leader may have been elected since, whose
+                // first message has not reached this store yet. Ask again later.
+                if last_attempt.elapsed() > Duration::from_millis(timings.election_min_ms / 2) {
+                    tracing::debug!(took = ?last_attempt.elapsed(), "pre-vote won too slowly to act on: no election");
+                    continue;
+                }
                 // Another candidate may have won meanwhile (this store granted it a vote
                 // or heard its first AppendEntries): an election now would raise the term
                 // over a fresh leader and depose it.
