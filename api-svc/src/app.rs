@@ -68,12 +68,8 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: Option<Arc<ServerConfig>>,
-    /// The slot's discovery agent and the secret to sign with, when configured.
-    discovery: Option<(
-        String,
-        agenda_shared::auth::ClusterSecret,
-        agenda_shared::rpc::tls::ClusterTls,
-    )>,
+    /// The slot's discovery agent and how to reach it, when configured.
+    discovery: Option<crate::discovery::Discovery>,
 }
 
 impl std::fmt::Debug for App {
@@ -143,10 +139,12 @@ impl App {
             source,
         })?;
         tracing::info!(%local_addr, tls = tls.is_some(), stores = ?config.store_addrs, "api built");
-        let discovery = config
-            .discovery_addr
-            .clone()
-            .map(|addr| (addr, config.cluster_secret.clone(), config.cluster_tls.clone()));
+        let discovery = config.discovery_addr.clone().map(|addr| crate::discovery::Discovery {
+            addr,
+            fallback: config.discovery_fallback.clone(),
+            secret: config.cluster_secret.clone(),
+            tls: config.cluster_tls.clone(),
+        });
         Ok(Self {
             span: tracing::Span::none(),
             state,
@@ -187,17 +185,10 @@ impl App {
         let node = state.node_id.clone();
         let internal = CancellationToken::new();
         let hub = tokio::spawn(state.hub.clone().run(internal.clone()).in_current_span());
-        let follower = discovery.map(|(addr, secret, tls)| {
+        let follower = discovery.map(|discovery| {
             tokio::spawn(
-                crate::discovery::follow(
-                    state.clone(),
-                    state.node_id.clone(),
-                    addr,
-                    secret,
-                    tls,
-                    internal.clone(),
-                )
-                .in_current_span(),
+                crate::discovery::follow(state.clone(), state.node_id.clone(), discovery, internal.clone())
+                    .in_current_span(),
             )
         });
         let pruner = {

@@ -110,6 +110,11 @@ pub struct Config {
     /// The slot's discovery agent (`DISCOVERY_ADDR`): when set, the store list follows its
     /// member table (own slot first) and `STORE_ADDRS` is only the starting list.
     pub discovery_addr: Option<String>,
+    /// Where to follow the member table from while the slot's own agent cannot be reached
+    /// (`DISCOVERY_FALLBACK`, comma separated `host:port`; a name such as
+    /// `tasks.discovery:7100` stands for every agent it resolves to). An API replica
+    /// beyond the store slots has no agent of its own and always follows one of these.
+    pub discovery_fallback: Vec<String>,
     /// HS256 key of user tokens, at least [`MIN_JWT_SECRET`] bytes (env `JWT_SECRET` or
     /// `JWT_SECRET_FILE`; mandatory, no default).
     pub jwt_secret: Secret,
@@ -192,6 +197,7 @@ impl Config {
             http_listen: defaults::HTTP_LISTEN,
             store_addrs,
             discovery_addr: None,
+            discovery_fallback: Vec::new(),
             jwt_secret,
             cluster_secret,
             cluster_tls,
@@ -216,6 +222,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id.trim().is_empty() {
             return Err(ConfigError::Invalid("NODE_ID is required (e.g. agenda-1)".into()));
+        }
+        if !self.discovery_fallback.is_empty() && self.discovery_addr.is_none() {
+            return Err(ConfigError::Invalid(
+                "DISCOVERY_FALLBACK needs DISCOVERY_ADDR (the slot's own agent, tried first)".into(),
+            ));
         }
         if self.store_addrs.is_empty() && self.discovery_addr.is_none() {
             return Err(ConfigError::Invalid(
@@ -290,6 +301,8 @@ pub struct EnvConfig {
     pub store_addrs: String,
     /// `DISCOVERY_ADDR`.
     pub discovery_addr: Option<String>,
+    /// `DISCOVERY_FALLBACK`, comma separated.
+    pub discovery_fallback: String,
     /// `JWT_SECRET`.
     pub jwt_secret: Option<Secret>,
     /// `JWT_SECRET_FILE`.
@@ -361,6 +374,7 @@ impl Default for EnvConfig {
             http_listen: defaults::HTTP_LISTEN,
             store_addrs: String::new(),
             discovery_addr: None,
+            discovery_fallback: String::new(),
             jwt_secret: None,
             jwt_secret_file: None,
             cluster_hmac_secret: None,
@@ -438,6 +452,7 @@ impl EnvConfig {
         );
         config.http_listen = self.http_listen;
         config.discovery_addr = self.discovery_addr.filter(|a| !a.trim().is_empty());
+        config.discovery_fallback = list(&self.discovery_fallback);
         config.audit_token = audit_token;
         config.tls = tls;
         config.ws_allowed_origins = list(&self.ws_allowed_origins);

@@ -16,30 +16,54 @@ use crate::state::AppState;
 /// Re-send the readiness report this often (the agent may have restarted).
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// How the API reaches the discovery agents.
+#[derive(Clone)]
+pub(crate) struct Discovery {
+    /// The slot's own agent: followed when it answers, and told the API is ready.
+    pub(crate) addr: String,
+    /// Any agent, while the own one cannot be reached (`DISCOVERY_FALLBACK`).
+    pub(crate) fallback: Vec<String>,
+    pub(crate) secret: agenda_shared::auth::ClusterSecret,
+    pub(crate) tls: ClusterTls,
+}
+
 /// Store addresses from the member table: this slot's first, then the others by slot.
-/// Dead and departed members are left out; suspects stay (the pool skips stores that
-/// fail anyway).
+/// An API without a store in its slot (a replica beyond the slots: `agenda-12`) starts
+/// at the store its slot number points to, counting round the table (slot 12 of 7
+/// stores starts at the 5th), so that extra APIs spread their reads. Dead and departed
+/// members are left out; suspects stay (the pool skips stores that fail anyway).
 pub(crate) fn store_addrs(members: &[Member], own_node: &str) -> Vec<String> {
     let mut usable: Vec<&Member> = members
         .iter()
         .filter(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect) && !m.store_addr.is_empty())
         .collect();
     usable.sort_by_key(|m| (m.node_id != own_node, m.slot, m.node_id.clone()));
+    let own_store = usable.first().is_some_and(|m| m.node_id == own_node);
+    let own_slot = own_node
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<usize>().ok())
+        .filter(|n| *n > 0);
+    if !own_store
+        && !usable.is_empty()
+        && let Some(slot) = own_slot
+    {
+        let by = (slot - 1) % usable.len();
+        usable.rotate_left(by);
+    }
     usable.into_iter().map(|m| m.store_addr.clone()).collect()
 }
 
-/// Follow the agent at `addr` until `token` is cancelled.
-pub(crate) async fn follow(
-    app: AppState,
-    own_node: String,
-    addr: String,
-    secret: agenda_shared::auth::ClusterSecret,
-    tls: ClusterTls,
-    token: CancellationToken,
-) {
+/// Follow the agents until `token` is cancelled.
+pub(crate) async fn follow(app: AppState, own_node: String, discovery: Discovery, token: CancellationToken) {
+    let Discovery {
+        addr,
+        fallback,
+        secret,
+        tls,
+    } = discovery;
     // The agent takes reports only from `<NODE_ID>-<suffix>` of its own slot.
     let auth = RpcAuth::new(secret, format!("{own_node}-api"));
-    let watcher = match MembersWatcher::spawn(&addr, auth.clone(), &tls, token.clone()) {
+    let watcher = match MembersWatcher::spawn_with_fallback(&addr, fallback, auth.clone(), &tls, token.clone()) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, %addr, "cannot follow the discovery agent; keeping STORE_ADDRS");
@@ -105,6 +129,7 @@ mod tests {
             store_has_cluster: true,
             store_cluster_id: None,
             api_ready: true,
+            store_alarms: Vec::new(),
             source: Source::Gossip,
             last_seen_ms: 0,
             incarnation: 1,
@@ -127,5 +152,18 @@ mod tests {
             vec!["store-4:7000", "store-1:7000", "store-3:7000"]
         );
         assert!(store_addrs(&[], "agenda-1").is_empty());
+    }
+
+    #[test]
+    fn an_api_beyond_the_slots_starts_at_the_store_its_slot_points_to() {
+        let table: Vec<Member> = (1..=7).map(|s| member(s, MemberState::Alive)).collect();
+        let order = store_addrs(&table, "agenda-12");
+        assert_eq!(order.len(), 7, "every store kept: {order:?}");
+        assert_eq!(order[0], "store-5:7000");
+        assert_eq!(order[1], "store-6:7000");
+        assert_eq!(store_addrs(&table, "agenda-8")[0], "store-1:7000");
+        assert_eq!(store_addrs(&table, "agenda-14")[0], "store-7:7000");
+        // A slot that has a store keeps it first.
+        assert_eq!(store_addrs(&table, "agenda-3")[..2], ["store-3:7000", "store-1:7000"]);
     }
 }

@@ -3,12 +3,21 @@
 //!
 //! Every label value comes from a fixed set (route templates, not paths; the standard
 //! methods or `other`; RPC names and outcomes written in this crate): each distinct value
-//! is a series kept forever, so nothing a client sends may become one.
+//! is a series kept forever, so nothing a client sends may become one. The store alarm
+//! gauge is labelled by slot and alarm name from the member table (validated, bounded
+//! by the table's size) and is rebuilt at every scrape.
 
 use std::time::Duration;
 
+use agenda_shared::rpc::member::{Member, MemberState};
 use http::Method;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The alarms a store raises (`consensus-svc`), always exported for every slot (0 or 1)
+/// so that an alert has a series to watch before the first alarm.
+pub const STORE_ALARMS: &[&str] = &["halted", "nospace"];
 
 /// How a TLS handshake ended (the `outcome` label of `agenda_tls_handshakes_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +53,7 @@ pub struct Metrics {
     ws_connections: IntGauge,
     password_hash_jobs: IntGauge,
     tls_handshakes: IntCounterVec,
+    store_alarms: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,6 +122,14 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let store_alarms = IntGaugeVec::new(
+            Opts::new(
+                "agenda_store_alarm",
+                "1 while the slot's store has the alarm raised (as its discovery agent reports it)",
+            ),
+            &["slot", "alarm"],
+        )?;
+        registry.register(Box::new(store_alarms.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(store_rpc.clone()))?;
@@ -126,7 +144,27 @@ impl Metrics {
             ws_connections,
             password_hash_jobs,
             tls_handshakes,
+            store_alarms,
         })
+    }
+
+    /// Set the store alarm gauge from the member table: every slot with a store gets
+    /// each known alarm (0 or 1) and any other alarm it reports. Departed slots drop out.
+    pub fn store_alarms(&self, members: &[Member]) {
+        self.store_alarms.reset();
+        for m in members
+            .iter()
+            .filter(|m| m.state != MemberState::Left && m.store_raft_id.is_some())
+        {
+            for alarm in STORE_ALARMS {
+                self.store_alarms.with_label_values(&[m.node_id.as_str(), alarm]).set(0);
+            }
+            for alarm in &m.store_alarms {
+                self.store_alarms
+                    .with_label_values(&[m.node_id.as_str(), alarm.as_str()])
+                    .set(1);
+            }
+        }
     }
 
     /// Count one HTTP request. `route` must be a route template (or a fixed word such as
@@ -189,6 +227,50 @@ mod tests {
         );
         assert!(text.contains("agenda_store_rpc_duration_seconds_bucket"));
         assert!(text.contains("agenda_ws_connections 1"));
+    }
+
+    #[test]
+    fn store_alarms_follow_the_member_table() {
+        use agenda_shared::rpc::member::Source;
+        let member = |slot: u32, alarms: &[&str]| Member {
+            node_id: format!("agenda-{slot}"),
+            slot,
+            store_addr: format!("store-{slot}:7000"),
+            api_addr: String::new(),
+            discovery_addr: String::new(),
+            store_raft_id: Some(u64::from(slot)),
+            store_pristine: false,
+            store_has_cluster: true,
+            store_cluster_id: None,
+            api_ready: true,
+            store_alarms: alarms.iter().map(|a| (*a).to_owned()).collect(),
+            source: Source::Gossip,
+            last_seen_ms: 0,
+            incarnation: 1,
+            heartbeat: 1,
+            state: MemberState::Alive,
+        };
+        let m = Metrics::new().unwrap();
+        m.store_alarms(&[member(1, &[]), member(3, &["nospace"])]);
+        let text = m.render();
+        assert!(
+            text.contains(r#"agenda_store_alarm{alarm="nospace",slot="agenda-3"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"agenda_store_alarm{alarm="nospace",slot="agenda-1"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"agenda_store_alarm{alarm="halted",slot="agenda-3"} 0"#),
+            "{text}"
+        );
+        m.store_alarms(&[member(1, &[]), member(3, &[])]);
+        let text = m.render();
+        assert!(
+            text.contains(r#"agenda_store_alarm{alarm="nospace",slot="agenda-3"} 0"#),
+            "{text}"
+        );
     }
 
     #[test]

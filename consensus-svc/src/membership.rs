@@ -116,6 +116,7 @@ fn local_report(node: &StoreNode, metrics: &RaftMetrics<RaftId, NodeInfo>) -> Lo
         store_raft_id: Some(node.raft_id),
         store_pristine: Some(!has_cluster && metrics.last_log_index.is_none()),
         store_has_cluster: Some(has_cluster),
+        store_alarms: Some(node.alarm_names().join(",")),
         ..Default::default()
     }
 }

@@ -309,6 +309,7 @@ mod tests {
             store_has_cluster: false,
             store_cluster_id: None,
             api_ready: false,
+            store_alarms: Vec::new(),
             source: Source::Gossip,
             last_seen_ms: 0,
             incarnation: 1,

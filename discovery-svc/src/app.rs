@@ -136,6 +136,7 @@ impl App {
             store_has_cluster: previous.is_some_and(|p| p.store_has_cluster),
             store_cluster_id: previous.and_then(|p| p.store_cluster_id.clone()),
             api_ready: false,
+            store_alarms: Vec::new(),
             source: Source::SelfNode,
             last_seen_ms: 0,
             incarnation: 0,

@@ -118,6 +118,7 @@ mod tests {
             store_has_cluster: true,
             store_cluster_id: Some("cluster-a".into()),
             api_ready: true,
+            store_alarms: Vec::new(),
             source: Source::Seed,
             last_seen_ms: 1234,
             incarnation,

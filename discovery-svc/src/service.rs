@@ -60,7 +60,25 @@ fn local_update(report: LocalReport) -> Result<LocalUpdate, DiscoveryError> {
     {
         return Err(DiscoveryError::BadReport("store_cluster_id"));
     }
+    let store_alarms = match report.store_alarms {
+        None => None,
+        Some(list) => {
+            let mut alarms: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+            alarms.sort();
+            alarms.dedup();
+            if !agenda_shared::rpc::member::valid_alarms(&alarms) {
+                return Err(DiscoveryError::BadReport("store_alarms"));
+            }
+            Some(alarms)
+        }
+    };
     Ok(LocalUpdate {
+        store_alarms,
         store_raft_id: report.store_raft_id,
         store_pristine: report.store_pristine,
         store_has_cluster: report.store_has_cluster,

@@ -45,6 +45,8 @@ pub struct LocalUpdate {
     pub store_cluster_id: Option<String>,
     /// The API is ready.
     pub api_ready: Option<bool>,
+    /// The store's active alarms; `Some(empty)` clears them.
+    pub store_alarms: Option<Vec<String>>,
 }
 
 /// A state change decided by [`MemberTable::expire`], for logging.
@@ -296,6 +298,9 @@ impl MemberTable {
         if let Some(r) = update.api_ready {
             me.api_ready = r;
         }
+        if let Some(alarms) = &update.store_alarms {
+            me.store_alarms = alarms.clone();
+        }
         if me.same_content(&before) {
             return Merge::Ignored;
         }
@@ -338,6 +343,7 @@ mod tests {
             store_has_cluster: false,
             store_cluster_id: None,
             api_ready: false,
+            store_alarms: Vec::new(),
             source: Source::Gossip,
             last_seen_ms: 0,
             incarnation,
@@ -555,5 +561,24 @@ mod tests {
         };
         assert_eq!(t.update_local(&api), Merge::Changed);
         assert_eq!((t.me().store_raft_id, t.me().api_ready), (Some(7), true));
+        let inc = t.me().incarnation;
+        let alarm = LocalUpdate {
+            store_alarms: Some(vec!["nospace".into()]),
+            ..LocalUpdate::default()
+        };
+        assert_eq!(t.update_local(&alarm), Merge::Changed, "a raised alarm is news");
+        assert_eq!(t.me().store_alarms, ["nospace"]);
+        assert_eq!(t.me().incarnation, inc + 1);
+        assert_eq!(
+            t.update_local(&api),
+            Merge::Ignored,
+            "a report without alarms keeps them"
+        );
+        let cleared = LocalUpdate {
+            store_alarms: Some(Vec::new()),
+            ..LocalUpdate::default()
+        };
+        assert_eq!(t.update_local(&cleared), Merge::Changed);
+        assert!(t.me().store_alarms.is_empty());
     }
 }

@@ -87,6 +87,7 @@ async fn first_store_with_a_leader(app: &AppState) -> Option<Ready> {
     responses((status = 200, description = "Metrics", content_type = "text/plain", body = String)))]
 async fn metrics(State(app): State<AppState>) -> Text {
     app.metrics.password_hash_jobs(app.passwords.jobs());
+    app.metrics.store_alarms(&app.sidecars.borrow());
     Text {
         content_type: "text/plain; version=0.0.4; charset=utf-8",
         revision: None,

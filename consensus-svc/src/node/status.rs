@@ -9,6 +9,20 @@ use super::StoreNode;
 use crate::types::RaftId;
 
 impl StoreNode {
+    /// The names of this store's active alarms, sorted: `halted` (it met a log entry it
+    /// cannot apply), `nospace` (its volume is below `MIN_FREE_MB`). Reported to the
+    /// slot's agent, hence in every member table and every API's `/metrics`.
+    pub fn alarm_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.state.halted().is_some() {
+            names.push("halted".to_owned());
+        }
+        if self.disk.alarm().is_some() {
+            names.push("nospace".to_owned());
+        }
+        names
+    }
+
     /// This node's view of the cluster.
     pub fn status(&self) -> StoreStatus {
         let m = self.raft.metrics().borrow().clone();

@@ -110,6 +110,9 @@ pub struct Member {
     pub store_cluster_id: Option<String>,
     /// The slot's api-svc reported that it is ready.
     pub api_ready: bool,
+    /// The store's active alarms (`nospace`, `halted`), sorted; empty when none.
+    #[serde(default)]
+    pub store_alarms: Vec<String>,
     /// How the reporting agent first learned of this member (local).
     pub source: Source,
     /// Unix milliseconds of the last fresh news about this member (local).
@@ -146,6 +149,7 @@ impl Member {
             && self.store_has_cluster == other.store_has_cluster
             && self.store_cluster_id == other.store_cluster_id
             && self.api_ready == other.api_ready
+            && self.store_alarms == other.store_alarms
     }
 }
 
@@ -157,6 +161,23 @@ pub fn parse_slot(node_id: &str) -> Option<u32> {
         return None;
     }
     digits.parse::<u32>().ok().filter(|slot| *slot > 0)
+}
+
+/// Most alarms one store reports.
+pub const MAX_ALARMS: usize = 8;
+/// Longest alarm name.
+pub const MAX_ALARM_LEN: usize = 32;
+
+/// Whether `alarms` is a valid alarm list: at most [`MAX_ALARMS`] names of lowercase
+/// letters, digits and `_`, each at most [`MAX_ALARM_LEN`] long.
+pub fn valid_alarms(alarms: &[String]) -> bool {
+    alarms.len() <= MAX_ALARMS
+        && alarms.iter().all(|a| {
+            !a.is_empty()
+                && a.len() <= MAX_ALARM_LEN
+                && a.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
 }
 
 /// Why a member received over the wire was refused.
@@ -225,6 +246,7 @@ impl From<&Member> for pb::Member {
             store_has_cluster: m.store_has_cluster,
             store_cluster_id: m.store_cluster_id.clone(),
             api_ready: m.api_ready,
+            store_alarms: m.store_alarms.clone(),
             source: pb::MemberSource::from(m.source) as i32,
             last_seen_ms: m.last_seen_ms,
             incarnation: m.incarnation,
@@ -262,6 +284,12 @@ impl TryFrom<pb::Member> for Member {
                 field: "store_cluster_id",
             });
         }
+        if !valid_alarms(&m.store_alarms) {
+            return Err(InvalidMember::Field {
+                node_id: m.node_id,
+                field: "store_alarms",
+            });
+        }
         let state = match pb::MemberState::try_from(m.state) {
             Ok(pb::MemberState::Alive) => MemberState::Alive,
             Ok(pb::MemberState::Suspect) => MemberState::Suspect,
@@ -286,6 +314,7 @@ impl TryFrom<pb::Member> for Member {
             store_has_cluster: m.store_has_cluster,
             store_cluster_id: m.store_cluster_id.filter(|id| !id.is_empty()),
             api_ready: m.api_ready,
+            store_alarms: m.store_alarms,
             source,
             last_seen_ms: m.last_seen_ms,
             incarnation: m.incarnation,
@@ -311,6 +340,7 @@ mod tests {
             store_has_cluster: true,
             store_cluster_id: Some("c1".into()),
             api_ready: true,
+            store_alarms: Vec::new(),
             source: Source::Dns,
             last_seen_ms: 5,
             incarnation: 3,

@@ -30,6 +30,7 @@ fn forged_digest(from: &str, port: u16) -> Digest {
         store_has_cluster: false,
         store_cluster_id: None,
         api_ready: true,
+        store_alarms: Vec::new(),
         source: Source::Gossip,
         last_seen_ms: 0,
         incarnation: 1_000_000,

@@ -82,30 +82,37 @@ impl Pods {
 
     /// Start slot `slot`'s API knowing no store: it must learn them from its agent.
     async fn start_api(&mut self, slot: u32) {
+        self.start_api_with(slot, Vec::new()).await;
+    }
+
+    /// Start slot `slot`'s API knowing no store, with `fallback` agents
+    /// (`DISCOVERY_FALLBACK`) for while its own agent cannot be reached.
+    async fn start_api_with(&mut self, slot: u32, fallback: Vec<String>) {
+        let config = self.api_config(
+            &format!("agenda-{slot}"),
+            self.api_addrs[slot as usize - 1],
+            slot,
+            fallback,
+        );
+        let api = run_api(config).await;
+        self.apis[slot as usize - 1] = Some(api);
+    }
+
+    /// The configuration of an API named `node` on `listen` that follows `agent_slot`'s
+    /// agent (and `fallback`), with no store address of its own.
+    fn api_config(&self, node: &str, listen: SocketAddr, agent_slot: u32, fallback: Vec<String>) -> api_svc::Config {
         let mut config = api_svc::Config::new(
-            format!("agenda-{slot}"),
+            node.to_owned(),
             Vec::new(),
             self.jwt.clone(),
             self.fleet.secret().clone(),
             agenda_tests::pki::tls(agenda_shared::rpc::tls::Role::Api),
         );
-        config.http_listen = self.api_addrs[slot as usize - 1];
-        config.discovery_addr = Some(agent_addr(slot, self.fleet.port()));
+        config.http_listen = listen;
+        config.discovery_addr = Some(agent_addr(agent_slot, self.fleet.port()));
+        config.discovery_fallback = fallback;
         config.password_cost = api_svc::PasswordCost::insecure_fast_for_tests();
-        let app = eventually("the API's port is free again", Duration::from_secs(10), || {
-            let config = config.clone();
-            async move {
-                match api_svc::App::build(config).await {
-                    Ok(app) => Some(app),
-                    Err(api_svc::AppError::Bind { .. }) => None,
-                    Err(e) => panic!("api {slot}: {e}"),
-                }
-            }
-        })
-        .await;
-        let token = CancellationToken::new();
-        let handle = tokio::spawn(app.run(token.clone()));
-        self.apis[slot as usize - 1] = Some(Api { token, handle });
+        config
     }
 
     async fn stop_api(&mut self, slot: u32) {
@@ -236,6 +243,26 @@ impl Pods {
         }
         self.fleet.shutdown().await;
     }
+}
+
+/// Build and run an API, waiting for its port to be free (it may be a restart).
+async fn run_api(config: api_svc::Config) -> Api {
+    let node = config.node_id.clone();
+    let app = eventually("the API's port is free again", Duration::from_secs(10), || {
+        let config = config.clone();
+        let node = node.clone();
+        async move {
+            match api_svc::App::build(config).await {
+                Ok(app) => Some(app),
+                Err(api_svc::AppError::Bind { .. }) => None,
+                Err(e) => panic!("api {node}: {e}"),
+            }
+        }
+    })
+    .await;
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(app.run(token.clone()));
+    Api { token, handle }
 }
 
 fn seeds(slot: u32, port: u16, n: u32) -> Vec<String> {
@@ -401,5 +428,129 @@ async fn restarting_every_sidecar_at_once_brings_the_same_cluster_back_with_its_
     let mut client = pods.fleet.client_as(1, "agenda-1-test");
     let reply = client.members(MembersRequest {}).await.expect("members").into_inner();
     assert_eq!(reply.members.len(), 7);
+    pods.shutdown().await;
+}
+
+/// The API scales on its own (issue 15): replicas beyond the seven slots have no agent of
+/// their own (`discovery-8` does not exist) and no store list; they follow any agent of
+/// `DISCOVERY_FALLBACK` (a name resolving to the agents, as `tasks.discovery` in Swarm)
+/// and serve. A slot's API restarted while its own agent is down does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_replicas_beyond_the_slots_find_the_stores_through_any_agent() {
+    let mut pods = Pods::new(7, |slot, port, cfg| cfg.seeds = seeds(slot, port, 7)).await;
+    pods.start_all().await;
+    pods.wait_formed(7).await;
+    let port = pods.fleet.port();
+
+    // agenda-8: its own agent (127.0.0.8) does not exist; the fallback is a name
+    // (`localhost` resolves to slot 1's agent). agenda-9: a list of two agents.
+    let mut extras = Vec::new();
+    let mut extra_clients = Vec::new();
+    for (slot, fallback) in [
+        (8_u32, vec![format!("localhost:{port}")]),
+        (9, vec![agent_addr(3, port), agent_addr(4, port)]),
+    ] {
+        let ip = Ipv4Addr::new(127, 0, 0, slot as u8);
+        let listen = SocketAddr::from((ip, agenda_tests::ports::reserve(&[ip])));
+        let config = pods.api_config(&format!("agenda-{slot}"), listen, slot, fallback);
+        assert!(config.store_addrs.is_empty(), "the extra API is given no store");
+        extras.push(run_api(config).await);
+        extra_clients.push(Client::new(format!("http://{listen}")));
+    }
+    for (i, client) in extra_clients.iter().enumerate() {
+        eventually(
+            &format!("extra API {} ready (it found a store and a leader)", i + 8),
+            Duration::from_secs(30),
+            || async { (client.get("/readyz").await.status == 200).then_some(()) },
+        )
+        .await;
+    }
+    // Both serve writes and reads, and their data is the cluster's.
+    let (user_id, _) = extra_clients[0].register("extra-api-user").await;
+    let token = extra_clients[1].login("extra-api-user").await;
+    let me = extra_clients[1].with_token(&token).get("/api/me").await;
+    assert_eq!(me.status, 200, "{:?}", me.json);
+    assert_eq!(me.json["id"], user_id.to_string());
+    let slot_token = pods.client(5).login("extra-api-user").await;
+    assert!(!slot_token.is_empty());
+    // The extra API shows the seven slots (from the table it follows), none for itself.
+    let status = extra_clients[0].with_token(&token).get("/api/cluster/status").await;
+    let slots = status.json["slots"].as_array().cloned().unwrap_or_default();
+    assert_eq!(slots.len(), 7, "{:?}", status.json);
+
+    // Slot 5's API restarted while slot 5's agent is down: without a fallback it would
+    // know no store at all; with one it follows another agent.
+    pods.stop_api(5).await;
+    pods.fleet.stop(5).await;
+    pods.start_api_with(5, vec![agent_addr(6, port)]).await;
+    let client = pods.client(5);
+    eventually(
+        "slot 5's API ready without its own agent",
+        Duration::from_secs(30),
+        || async { (client.get("/readyz").await.status == 200).then_some(()) },
+    )
+    .await;
+    let token = client.login("extra-api-user").await;
+    assert!(!token.is_empty());
+
+    for api in extras {
+        api.token.cancel();
+        api.handle.await.expect("join").expect("extra api stopped cleanly");
+    }
+    pods.shutdown().await;
+}
+
+/// A store's alarm travels with its slot's entry in the member table: every API exports
+/// it in `/metrics` (`agenda_store_alarm`) without asking the stores, and it clears the
+/// same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_alarm_reaches_every_apis_metrics_through_discovery() {
+    const MIB: u64 = 1 << 20;
+    let mut pods = Pods::new(7, |slot, port, cfg| cfg.seeds = seeds(slot, port, 7)).await;
+    pods.start_all().await;
+    let leader = pods.wait_formed(7).await;
+    let full = if leader == 3 { 4 } else { 3 };
+    let raised = format!(r#"agenda_store_alarm{{alarm="nospace",slot="agenda-{full}"}} 1"#);
+    let cleared = format!(r#"agenda_store_alarm{{alarm="nospace",slot="agenda-{full}"}} 0"#);
+    let client = pods.client(6);
+    eventually(
+        "every slot's alarms exported, none raised",
+        Duration::from_secs(30),
+        || async {
+            let text = client.get("/metrics").await.text;
+            let slots = (1..=7)
+                .filter(|s| text.contains(&format!(r#"agenda_store_alarm{{alarm="halted",slot="agenda-{s}"}} 0"#)))
+                .count();
+            (slots == 7 && text.contains(&cleared)).then_some(())
+        },
+    )
+    .await;
+
+    info!(full, "--- the store's volume is nearly full");
+    pods.faults.free_space(&format!("agenda-{full}"), Some(MIB));
+    for slot in [1, 6] {
+        let client = pods.client(slot);
+        eventually(
+            &format!("API {slot} exports the NOSPACE alarm of store {full}"),
+            Duration::from_secs(30),
+            || async { client.get("/metrics").await.text.contains(&raised).then_some(()) },
+        )
+        .await;
+    }
+    let text = pods.client(1).get("/metrics").await.text;
+    assert!(
+        !text.contains(&format!(
+            r#"agenda_store_alarm{{alarm="nospace",slot="agenda-{leader}"}} 1"#
+        )),
+        "only the full store has the alarm:\n{text}"
+    );
+
+    info!("--- space returns");
+    pods.faults.free_space(&format!("agenda-{full}"), None);
+    let client = pods.client(1);
+    eventually("the alarm clears in /metrics", Duration::from_secs(30), || async {
+        client.get("/metrics").await.text.contains(&cleared).then_some(())
+    })
+    .await;
     pods.shutdown().await;
 }
