@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Backup and restore drill on the local launcher, with the operator's tool (CI runs it):
 #
-#   1. a 7-slot cluster; alice registers;
+#   1. a 7-slot cluster; alice registers; `agenda-admin --discovery … status` shows every
+#      slot's agent alive and API ready;
 #   2. `agenda-admin backup` from a follower while it runs; bob registers afterwards;
 #   3. `agenda-admin verify`; the cluster is stopped and its data deleted;
 #   4. `agenda-admin restore` seeds slot 1 of an empty data folder; the launcher starts on
@@ -41,6 +42,7 @@ ADMIN=$TARGET/debug/agenda-admin
 PORT=$(local_cluster_port 7 18580 18680 18780 18880 18980) || fail_setup "no free block of ports"
 API=http://127.0.0.1:$((PORT + 1))
 STORE1=127.0.0.1:$((PORT + 101))
+DISCOVERY1=127.0.0.1:$((PORT + 201))
 
 # `admin DATA ARGS...`: agenda-admin with the cluster credentials the launcher made in DATA.
 admin() {
@@ -72,8 +74,15 @@ say "--- the original cluster"
 local_cluster_start drill-a 7 "$PORT"
 A_DATA=$LC_DATA
 code=$(register alice); [ "$code" = 201 ] || fail "alice could not register ($code): $(cat "$WORK/last-body")"
-admin "$A_DATA" status
-OLD_ID=$(admin "$A_DATA" --json status | json 'next(r["status"]["cluster_id"] for r in d if r["status"] and r["status"].get("cluster_id"))')
+# With the slot's agent, status also shows every slot's agent and API.
+deadline=$((SECONDS + 60))
+until admin "$A_DATA" --discovery "$DISCOVERY1" --json status > "$WORK/status.json" 2>/dev/null \
+  && json "len(d['slots']) == 7 and all(s['agent'] == 'alive' and s['api_ready'] and not s['store_alarms'] for s in d['slots'])" < "$WORK/status.json" | grep -q True; do
+  [ "$SECONDS" -lt "$deadline" ] || { cat "$WORK/status.json"; fail "status does not show 7 slots with live agents and ready APIs"; }
+  sleep 1
+done
+admin "$A_DATA" --discovery "$DISCOVERY1" status
+OLD_ID=$(admin "$A_DATA" --json status | json 'next(r["status"]["cluster_id"] for r in d["stores"] if r["status"] and r["status"].get("cluster_id"))')
 
 say "--- online backup from a follower"
 admin "$A_DATA" --json backup --out "$WORK/agenda.backup" > "$WORK/backup.json" || fail "backup failed"
@@ -96,12 +105,12 @@ local_cluster_start drill-b 7 "$PORT" "$B_DATA"
 
 deadline=$((SECONDS + 180))
 until admin "$B_DATA" --json status > "$WORK/status.json" 2>/dev/null \
-  && json "sum(1 for r in d if r['status'] and (r['status']['applied_index'] or 0) >= $REVISION) == 7 and sum(1 for m in next(r['status'] for r in d if r['status'] and r['status']['role'] == 'leader')['members'] if m['voter']) == 7" < "$WORK/status.json" | grep -q True; do
+  && json "sum(1 for r in d['stores'] if r['status'] and (r['status']['applied_index'] or 0) >= $REVISION) == 7 and sum(1 for m in next(r['status'] for r in d['stores'] if r['status'] and r['status']['role'] == 'leader')['members'] if m['voter']) == 7" < "$WORK/status.json" | grep -q True; do
   [ "$SECONDS" -lt "$deadline" ] || { admin "$B_DATA" status || true; fail "the restored cluster did not grow to 7 caught-up voters in 180 s"; }
   sleep 2
 done
 admin "$B_DATA" status
-NEW_ID=$(json 'next(r["status"]["cluster_id"] for r in d if r["status"] and r["status"].get("cluster_id"))' < "$WORK/status.json")
+NEW_ID=$(json 'next(r["status"]["cluster_id"] for r in d["stores"] if r["status"] and r["status"].get("cluster_id"))' < "$WORK/status.json")
 [ "$NEW_ID" != "$OLD_ID" ] || fail "the restored cluster kept the old cluster id"
 
 code=$(login alice); [ "$code" = 200 ] || fail "alice cannot sign in after the restore ($code): $(cat "$WORK/last-body")"
@@ -109,7 +118,7 @@ code=$(login alice); [ "$code" = 200 ] || fail "alice cannot sign in after the r
 say "--- leader transfer to slot 3, with the tool"
 admin "$B_DATA" leader transfer --to agenda-3 || fail "leader transfer failed"
 admin "$B_DATA" --json status > "$WORK/status.json"
-LEADER=$(json 'next(r["status"]["node_name"] for r in d if r["status"] and r["status"]["role"] == "leader")' < "$WORK/status.json")
+LEADER=$(json 'next(r["status"]["node_name"] for r in d["stores"] if r["status"] and r["status"]["role"] == "leader")' < "$WORK/status.json")
 [ "$LEADER" = agenda-3 ] || fail "after the transfer $LEADER leads, not agenda-3"
 code=$(login bob); [ "$code" = 401 ] || fail "bob, written after the backup, signs in ($code)"
 say "OK: revision $REVISION restored into cluster $NEW_ID; 7 voters; alice signs in, bob does not exist; leadership handed to agenda-3"

@@ -33,6 +33,10 @@ pub struct Cli {
     /// A store to start from, host:port (any one; the others are found through it).
     #[arg(long, global = true, env = "AGENDA_STORE", default_value = "127.0.0.1:7000")]
     pub store: String,
+    /// A discovery agent, host:port: `status` adds each slot's agent and API health from
+    /// its member table (inside the store image DISCOVERY_ADDR already names the slot's).
+    #[arg(long, global = true, env = "DISCOVERY_ADDR")]
+    pub discovery: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -44,7 +48,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Every store of the cluster: role, term, applied index, lag, entry formats, halts.
+    /// Every slot: its store's role, term, applied index, lag, entry formats and alarms,
+    /// and (with --discovery) the health of its discovery agent and API.
     Status,
     /// The Raft membership.
     Members {
@@ -149,8 +154,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status => {
             let links = Links::from_env()?;
-            let rows = cluster_statuses(&links, &cli.store).await?;
-            print(cli.json, &rows, || status_table(&rows));
+            let stores = cluster_statuses(&links, &cli.store).await?;
+            let (slots, discovery_error) = match &cli.discovery {
+                None => (Vec::new(), None),
+                Some(addr) => match links.members(addr).await {
+                    Ok(members) => (members, None),
+                    Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+                },
+            };
+            let report = StatusReport {
+                stores,
+                slots,
+                discovery_error,
+            };
+            print(cli.json, &report, || status_table(&report));
         }
         Command::Members {
             action: MembersAction::List,
@@ -304,6 +321,31 @@ impl Links {
         ))
     }
 
+    /// The member table of the agent at `addr`.
+    async fn members(&self, addr: &str) -> anyhow::Result<Vec<SlotRow>> {
+        let auth = RpcAuth::new(self.secret.clone(), self.name.clone());
+        let mut client = agenda_shared::rpc::agent::connect(addr, auth, &self.tls)
+            .with_context(|| format!("link to the agent {addr}"))?;
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.members(agenda_shared::discovery_proto::MembersRequest {}),
+        )
+        .await
+        .with_context(|| format!("the agent {addr} did not answer in time"))?
+        .with_context(|| format!("members of {addr}"))?
+        .into_inner();
+        Ok(agenda_shared::rpc::agent::members_of(reply)
+            .into_iter()
+            .map(|m| SlotRow {
+                slot: m.node_id,
+                agent: m.state.to_string(),
+                api_ready: m.api_ready,
+                store_raft_id: m.store_raft_id,
+                store_alarms: m.store_alarms,
+            })
+            .collect())
+    }
+
     async fn status(&self, addr: &str) -> anyhow::Result<StoreStatus> {
         let mut client = StoreClient::new(self.channel(addr)?);
         tokio::time::timeout(Duration::from_secs(5), client.status())
@@ -313,13 +355,39 @@ impl Links {
     }
 }
 
+/// What `status` prints.
+#[derive(Debug, Serialize)]
+struct StatusReport {
+    /// Every store of the membership, as it answered.
+    stores: Vec<StatusRow>,
+    /// Every slot of the agent's member table (empty without --discovery).
+    slots: Vec<SlotRow>,
+    /// Why the agent could not be asked.
+    discovery_error: Option<String>,
+}
+
 /// One store in `status`.
 #[derive(Debug, Serialize)]
 struct StatusRow {
     addr: String,
+    /// Its slot, as the membership names it.
+    slot: Option<String>,
     status: Option<StoreStatus>,
     error: Option<String>,
     lag: Option<u64>,
+}
+
+/// One slot of the member table in `status`.
+#[derive(Debug, Serialize)]
+struct SlotRow {
+    slot: String,
+    /// The slot's agent: alive, suspect, dead or left.
+    agent: String,
+    /// The slot's API reported itself ready.
+    api_ready: bool,
+    store_raft_id: Option<u64>,
+    /// The store's alarms as its agent last heard them.
+    store_alarms: Vec<String>,
 }
 
 async fn cluster_statuses(links: &Links, start: &str) -> anyhow::Result<Vec<StatusRow>> {
@@ -328,40 +396,66 @@ async fn cluster_statuses(links: &Links, start: &str) -> anyhow::Result<Vec<Stat
     if addrs.is_empty() {
         addrs.push(start.to_owned());
     }
+    let slot_of = |addr: &str| {
+        first
+            .members
+            .iter()
+            .find(|m| m.addr == addr)
+            .map(|m| m.node_name.clone())
+            .or_else(|| (addr == start).then(|| first.node_name.clone()))
+    };
     let answers = futures::future::join_all(addrs.iter().map(|a| links.status(a))).await;
     let top = answers
         .iter()
         .filter_map(|a| a.as_ref().ok().and_then(|s| s.applied_index))
         .max();
-    Ok(addrs
+    let mut rows: Vec<StatusRow> = addrs
         .into_iter()
         .zip(answers)
         .map(|(addr, answer)| match answer {
             Ok(s) => StatusRow {
+                slot: Some(s.node_name.clone()),
                 addr,
                 lag: top.map(|t| t.saturating_sub(s.applied_index.unwrap_or(0))),
                 status: Some(s),
                 error: None,
             },
             Err(e) => StatusRow {
+                slot: slot_of(&addr),
                 addr,
                 status: None,
                 error: Some(format!("{e:#}")),
                 lag: None,
             },
         })
-        .collect())
+        .collect();
+    rows.sort_by_key(|r| {
+        let slot = r.slot.as_deref().and_then(agenda_shared::rpc::member::parse_slot);
+        (slot.is_none(), slot, r.addr.clone())
+    });
+    Ok(rows)
 }
 
-fn status_table(rows: &[StatusRow]) -> String {
+fn status_table(report: &StatusReport) -> String {
+    let sidecars = !report.slots.is_empty();
+    let slot_row = |name: Option<&str>| name.and_then(|n| report.slots.iter().find(|s| s.slot == n));
     let mut out = format!(
-        "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}  {}\n",
-        "SLOT", "ADDRESS", "ROLE", "TERM", "APPLIED", "LAG", "FORMAT", "NOTE"
+        "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}",
+        "SLOT", "ADDRESS", "ROLE", "TERM", "APPLIED", "LAG", "FORMAT"
     );
-    for r in rows {
+    if sidecars {
+        out.push_str(&format!("  {:<8} {:<6}", "AGENT", "API"));
+    }
+    out.push_str("  NOTE\n");
+    let sidecar_cells = |slot: Option<&SlotRow>| match slot {
+        Some(s) => format!("  {:<8} {:<6}", s.agent, if s.api_ready { "ready" } else { "no" }),
+        None => format!("  {:<8} {:<6}", "-", "-"),
+    };
+    for r in &report.stores {
+        let slot = r.slot.as_deref();
         match &r.status {
             Some(s) => out.push_str(&format!(
-                "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}  {}\n",
+                "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}",
                 s.node_name,
                 r.addr,
                 s.role,
@@ -369,20 +463,52 @@ fn status_table(rows: &[StatusRow]) -> String {
                 s.applied_index.unwrap_or(0),
                 r.lag.unwrap_or(0),
                 format!("{}/{}", s.applied_entry_format, s.max_entry_format),
-                s.halted.as_deref().or(s.alarm.as_deref()).unwrap_or(""),
             )),
             None => out.push_str(&format!(
-                "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}  {}\n",
-                "?",
+                "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}",
+                slot.unwrap_or("?"),
                 r.addr,
                 "down",
                 "-",
                 "-",
                 "-",
                 "-",
-                r.error.as_deref().unwrap_or("")
             )),
         }
+        if sidecars {
+            out.push_str(&sidecar_cells(slot_row(slot)));
+        }
+        let note = match &r.status {
+            Some(s) => s.halted.as_deref().or(s.alarm.as_deref()).unwrap_or("").to_owned(),
+            None => r.error.clone().unwrap_or_default(),
+        };
+        out.push_str(&format!("  {note}\n"));
+    }
+    // Slots the agent knows whose store is not in the membership (a slot down before it
+    // joined, or one that left).
+    for s in &report.slots {
+        if report.stores.iter().any(|r| r.slot.as_deref() == Some(s.slot.as_str())) {
+            continue;
+        }
+        out.push_str(&format!(
+            "{:<12} {:<24} {:<10} {:>6} {:>9} {:>6} {:>7}{}  not a member{}\n",
+            s.slot,
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            sidecar_cells(Some(s)),
+            if s.store_alarms.is_empty() {
+                String::new()
+            } else {
+                format!("; alarms {}", s.store_alarms.join(","))
+            }
+        ));
+    }
+    if let Some(e) = &report.discovery_error {
+        out.push_str(&format!("(no sidecar health: {e})\n"));
     }
     out.trim_end().to_owned()
 }
