@@ -11,7 +11,15 @@
 #   6. `docker service update --force` on api while a writer writes: no failed request
 #   7. the same on store (stop-first, one slot at a time: each leader hands leadership
 #      over before it stops): no failed request, every acknowledged write still there
-#   8. remove the stack, its volumes and secrets; leave the swarm if we created it
+#   8. `docker service scale` of api 7 -> 14 -> 3 (and back to 7) while a writer writes
+#      through api-1..api-14: no failed request, every one of the 14 APIs acknowledged
+#      writes (the extra ones found the stores through discovery), the extras are ready
+#   9. backup and restore: a marker user, an online backup inside a store task
+#      (`consensus-svc admin backup`, then `verify`), a second marker after it; the stack
+#      and its volumes removed; the backup restored into a fresh agenda-store-1 volume
+#      (`admin restore`) and the stack deployed again: seven voters, the first marker
+#      logs in and finds its appointment, the second does not exist
+#  10. remove the stack, its volumes and secrets; leave the swarm if we created it
 #
 # Cleanup runs on success, failure and timeout (trap). The whole run is bounded by
 # SWARM_E2E_TIMEOUT seconds (the release build included) and each phase by its own
@@ -193,6 +201,58 @@ remove_stack() {
     done
 }
 
+# Deploy (or deploy again) the merged stack file.
+deploy_stack() {
+    AGENDA_STORE_IMAGE="$PREFIX/store:$TAG" AGENDA_API_IMAGE="$PREFIX/api:$TAG" \
+        AGENDA_DISCOVERY_IMAGE="$PREFIX/discovery:$TAG" \
+        docker stack deploy --resolve-image never -c "$WORK/stack.yml" "$STACK" 2>&1 | sed 's/^/    /'
+}
+
+# Wait until the three services run 7 tasks each and every container is healthy.
+wait_all_healthy() {
+    local deadline=$((SECONDS + 240)) running healthy full
+    while :; do
+        running=$(docker service ls --filter "label=com.docker.stack.namespace=$STACK" \
+            --format '{{.Name}} {{.Replicas}}' | sort | tr '\n' ' ')
+        healthy=$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK" --filter health=healthy | wc -l)
+        full=$(grep -o "$SLOTS/$SLOTS" <<<"$running" | wc -l || true)
+        if [[ $full == 3 && $healthy -ge $((3 * SLOTS)) ]]; then
+            log "all running and healthy: $running"
+            break
+        fi
+        if ((SECONDS > deadline)); then
+            fail "not healthy after 240s: $running($healthy healthy containers)"
+        fi
+        if (((SECONDS - PHASE_T0) % 15 == 0)); then
+            log "waiting: $running($healthy healthy)"
+        fi
+        sleep 1
+    done
+}
+
+# wait_api_tasks N: exactly N api containers run, all healthy.
+wait_api_tasks() {
+    local want=$1 deadline=$((SECONDS + 180)) running healthy
+    while :; do
+        running=$(docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_api" | wc -l)
+        healthy=$(docker ps -q --filter "label=com.docker.swarm.service.name=${STACK}_api" \
+            --filter health=healthy | wc -l)
+        if [[ $running == "$want" && $healthy == "$want" ]]; then
+            log "$want api tasks running and healthy: $(api_hosts)"
+            break
+        fi
+        ((SECONDS < deadline)) || fail "api: $running running, $healthy healthy after 180s (want $want)"
+        sleep 1
+    done
+}
+
+# The running api tasks as a client --api list (api-N:8080 by slot).
+api_hosts() {
+    docker ps --filter "label=com.docker.swarm.service.name=${STACK}_api" \
+        --format '{{.Label "com.docker.swarm.task.name"}}' |
+        sed -n "s/^${STACK}_api\.\([0-9]*\)\..*/\1/p" | sort -n | sed 's/.*/api-&:8080/' | paste -sd, -
+}
+
 # -----------------------------------------------------------------------------------------
 phase "docker engine"
 command -v docker >/dev/null || fail "no docker command on this machine"
@@ -260,30 +320,11 @@ awk '
     { skipping = 0; print }
 ' "$WORK/merged.yml" >"$WORK/stack.yml"
 ! grep -q 'published:' "$WORK/stack.yml" || fail "could not strip the published port"
-AGENDA_STORE_IMAGE="$PREFIX/store:$TAG" AGENDA_API_IMAGE="$PREFIX/api:$TAG" \
-    AGENDA_DISCOVERY_IMAGE="$PREFIX/discovery:$TAG" \
-    docker stack deploy --resolve-image never -c "$WORK/stack.yml" "$STACK" 2>&1 | sed 's/^/    /'
+deploy_stack
 DEPLOYED=1
 
 phase "wait for 21 healthy tasks"
-deadline=$((SECONDS + 240))
-while :; do
-    running=$(docker service ls --filter "label=com.docker.stack.namespace=$STACK" \
-        --format '{{.Name}} {{.Replicas}}' | sort | tr '\n' ' ')
-    healthy=$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK" --filter health=healthy | wc -l)
-    full=$(grep -o "$SLOTS/$SLOTS" <<<"$running" | wc -l || true)
-    if [[ $full == 3 && $healthy -ge $((3 * SLOTS)) ]]; then
-        log "all running and healthy: $running"
-        break
-    fi
-    if ((SECONDS > deadline)); then
-        fail "not healthy after 240s: $running($healthy healthy containers)"
-    fi
-    if (((SECONDS - PHASE_T0) % 15 == 0)); then
-        log "waiting: $running($healthy healthy)"
-    fi
-    sleep 1
-done
+wait_all_healthy
 
 phase "client: wait-healthy"
 client wait-healthy wait-healthy --voters "$SLOTS" --timeout 180 || fail "the cluster did not become healthy"
@@ -385,5 +426,67 @@ log "store update completed in $((SECONDS - PHASE_T0))s; stopping the writer"
 sleep 3
 finish_writer "$writer" stop
 client final-health-2 wait-healthy --voters "$SLOTS" --timeout 60 || fail "unhealthy after the store update"
+
+phase "scale api 7 -> 14 -> 3 -> 7 under load"
+# The writer names api-1..api-14 from the start: a name that does not resolve (yet, or
+# any more) is a transport error the client retries on the next API, as a load balancer
+# would. --every-api: each of the 14 must have acknowledged writes.
+all_apis=$(seq 1 14 | sed 's/.*/api-&:8080/' | paste -sd, -)
+writer=$(start_writer scale --duration 900 --concurrency 4 --every-api --api "$all_apis")
+log "writer $writer started (api-1..api-14)"
+sleep 3
+docker service scale --detach=true "${STACK}_api=14" >/dev/null
+log "docker service scale ${STACK}_api=14"
+wait_api_tasks 14
+client extra-apis wait-healthy --api "$(seq 8 14 | sed 's/.*/api-&:8080/' | paste -sd, -)" \
+    --voters "$SLOTS" --timeout 90 || fail "the extra APIs api-8..api-14 are not ready"
+log "api-8..api-14 ready (they found the stores through discovery); writing through all 14 for 10s"
+sleep 10
+docker service scale --detach=true "${STACK}_api=3" >/dev/null
+log "docker service scale ${STACK}_api=3"
+wait_api_tasks 3
+sleep 5
+finish_writer "$writer" stop
+client after-scale-in wait-healthy --api "$(api_hosts)" --voters "$SLOTS" --timeout 60 ||
+    fail "the remaining APIs are not healthy"
+docker service scale --detach=true "${STACK}_api=7" >/dev/null
+log "docker service scale ${STACK}_api=7"
+wait_api_tasks 7
+client after-scale-back wait-healthy --api "$(api_hosts)" --voters "$SLOTS" --timeout 90 ||
+    fail "unhealthy after scaling back to 7"
+
+phase "backup and restore round trip"
+before_user="e2e-before-backup-$RUN_ID"
+after_user="e2e-after-backup-$RUN_ID"
+client mark-before mark --api "$(api_hosts)" --user "$before_user" || fail "could not write the first marker"
+task=$(task_container store 1)
+[[ -n $task ]] || fail "no running container for ${STACK}_store slot 1"
+if ! docker exec "$task" /consensus-svc admin backup --out /data/e2e.backup 2>&1 | sed 's/^/    /'; then
+    fail "admin backup failed"
+fi
+if ! docker exec "$task" /consensus-svc admin verify /data/e2e.backup 2>&1 | sed 's/^/    /'; then
+    fail "admin verify failed"
+fi
+docker cp "$task:/data/e2e.backup" "$WORK/e2e.backup" >/dev/null || fail "could not copy the backup out"
+log "backup of $(stat -c %s "$WORK/e2e.backup") bytes copied out of $task"
+client mark-after mark --api "$(api_hosts)" --user "$after_user" || fail "could not write the second marker"
+remove_stack
+[[ -z "$(stack_volumes)" ]] || fail "the old volumes are still there: $(stack_volumes | tr '\n' ' ')"
+# The image runs as uid 65534: it must be able to read the file.
+chmod 755 "$WORK"
+chmod 644 "$WORK/e2e.backup"
+if ! docker run --rm -v agenda-store-1:/data -v "$WORK:/backup:ro" "$PREFIX/store:$TAG" \
+    admin restore --from /backup/e2e.backup --data-dir /data --slot agenda-1 --advertise store-1:7000 2>&1 |
+    sed 's/^/    /'; then
+    fail "admin restore failed"
+fi
+log "restored into agenda-store-1; deploying the stack again (slots 2-7 start empty)"
+deploy_stack
+wait_all_healthy
+client restored-health wait-healthy --voters "$SLOTS" --timeout 180 || fail "the restored cluster is not healthy"
+client check-before check-mark --user "$before_user" --timeout 60 ||
+    fail "the user written before the backup is not in the restored cluster"
+client check-after check-mark --user "$after_user" --absent --timeout 60 ||
+    fail "the user written after the backup is in the restored cluster"
 
 RESULT=0

@@ -10,13 +10,19 @@ modes:
   wait-healthy [--voters N]     every slot answers /readyz, then N voters (default 7,
                                 0 skips) are reachable and every slot agrees on them
   smoke                         the user story across slots (exit 0 or 1)
-  writer [--duration S] [--concurrency C]
+  writer [--duration S] [--concurrency C] [--every-api]
                                 create appointments through every slot until S seconds
                                 pass or SIGTERM; print a JSON summary; exit 1 if any
                                 request failed definitively or an acknowledged write
-                                is missing afterwards
+                                is missing afterwards (with --every-api: also if some
+                                API of the list acknowledged no write at all)
   leader                        print `leader_slot=N leader_raft_id=ID leader_addr=A`
   watch [--duration S]          print the cluster as one API slot sees it, every second
+  mark --user NAME              register NAME and book one appointment (the backup
+                                round trip's marker)
+  check-mark --user NAME [--absent]
+                                NAME logs in and finds that appointment (--absent: a
+                                login proves NAME does not exist)
   check-slot --slot N [--raft-id ID]
                                 wait until slot N's store is a reachable, caught-up voter
                                 (with that Raft id when given)
@@ -35,6 +41,8 @@ pub(crate) struct WriterOptions {
     pub(crate) duration: Duration,
     /// Concurrent writers.
     pub(crate) concurrency: usize,
+    /// Fail unless every API of the list acknowledged at least one write.
+    pub(crate) every_api: bool,
 }
 
 /// What to do.
@@ -47,6 +55,8 @@ pub(crate) enum Mode {
     Leader,
     Watch { duration: Duration },
     CheckSlot { slot: u32, raft_id: Option<u64> },
+    Mark { user: String },
+    CheckMark { user: String, absent: bool },
 }
 
 impl Mode {
@@ -60,6 +70,8 @@ impl Mode {
             Mode::Leader => "leader",
             Mode::Watch { .. } => "watch",
             Mode::CheckSlot { .. } => "check-slot",
+            Mode::Mark { .. } => "mark",
+            Mode::CheckMark { .. } => "check-mark",
         }
     }
 }
@@ -102,7 +114,18 @@ impl Args {
         let mut concurrency = 4usize;
         let mut slot = None;
         let mut raft_id = None;
+        let mut every_api = false;
+        let mut absent = false;
+        let mut user = None;
         while let Some(flag) = args.next() {
+            if flag == "--every-api" {
+                every_api = true;
+                continue;
+            }
+            if flag == "--absent" {
+                absent = true;
+                continue;
+            }
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
                 "--api" => {
@@ -120,6 +143,7 @@ impl Args {
                 "--concurrency" => concurrency = number::<usize>(&flag, &value()?)?.clamp(1, 64),
                 "--slot" => slot = Some(number::<u32>(&flag, &value()?)?),
                 "--raft-id" => raft_id = Some(number::<u64>(&flag, &value()?)?),
+                "--user" => user = Some(value()?),
                 other => return Err(format!("unknown option {other:?}")),
             }
         }
@@ -130,12 +154,23 @@ impl Args {
             "help" | "--help" | "-h" => Mode::Help,
             "wait-healthy" => Mode::WaitHealthy { voters },
             "smoke" => Mode::Smoke,
-            "writer" => Mode::Writer(WriterOptions { duration, concurrency }),
+            "writer" => Mode::Writer(WriterOptions {
+                duration,
+                concurrency,
+                every_api,
+            }),
             "leader" => Mode::Leader,
             "watch" => Mode::Watch { duration },
             "check-slot" => Mode::CheckSlot {
                 slot: slot.ok_or("check-slot needs --slot N")?,
                 raft_id,
+            },
+            "mark" => Mode::Mark {
+                user: user.ok_or("mark needs --user NAME")?,
+            },
+            "check-mark" => Mode::CheckMark {
+                user: user.ok_or("check-mark needs --user NAME")?,
+                absent,
             },
             other => return Err(format!("unknown mode {other:?}")),
         };
@@ -172,12 +207,22 @@ mod tests {
         };
         assert_eq!(w.duration, Duration::from_millis(2500));
         assert_eq!(w.concurrency, 3);
+        assert!(!w.every_api);
         assert_eq!(args.api, ["a:1", "b:2"]);
+        let Mode::Writer(w) = parse("writer --every-api --duration 1").unwrap().mode else {
+            panic!("not writer")
+        };
+        assert!(w.every_api);
     }
 
     #[test]
     fn mistakes_are_refused() {
         assert!(parse("check-slot").is_err());
+        assert!(parse("mark").is_err());
+        assert!(matches!(
+            parse("check-mark --user u --absent").unwrap().mode,
+            Mode::CheckMark { ref user, absent: true } if user == "u"
+        ));
         assert!(parse("smoke --timeout -1").is_err());
         assert!(parse("smoke --nope 1").is_err());
         assert!(parse("fly").is_err());

@@ -10,7 +10,9 @@
 //! - `writer`: keeps creating appointments through every slot, failing over on errors,
 //!   and reports definitive failures (exit 1 if any) as one JSON line;
 //! - `leader`, `check-slot`: what the script needs to find and follow the leader's store;
-//! - `watch`: the cluster status once a second (for a person watching an upgrade).
+//! - `watch`: the cluster status once a second (for a person watching an upgrade);
+//! - `mark`, `check-mark`: a user and appointment written before a backup, looked for
+//!   after the restore.
 //!
 //! Layout: `args` (command line), `api` (HTTP with per-slot failover), `report` (phase
 //! log), one module per mode (`smoke`, `writer`, `cluster`).
@@ -20,6 +22,7 @@
 mod api;
 mod args;
 mod cluster;
+mod marks;
 mod report;
 mod smoke;
 mod writer;
@@ -56,6 +59,10 @@ async fn main() -> ExitCode {
         Mode::Leader => cluster::print_leader(&api, args.timeout).await,
         Mode::Watch { duration } => cluster::watch(&api, *duration).await,
         Mode::CheckSlot { slot, raft_id } => cluster::check_slot(&api, *slot, *raft_id, args.timeout).await,
+        Mode::Mark { user } => marks::mark(&api, user).await,
+        Mode::CheckMark { user, absent } => {
+            marks::check(&api, user, *absent, tokio::time::Instant::now() + args.timeout).await
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

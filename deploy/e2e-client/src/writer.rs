@@ -259,6 +259,15 @@ pub(crate) async fn run(api: &Api, options: &WriterOptions) -> anyhow::Result<()
     if s.ok == 0 {
         bail!("nothing was written");
     }
+    if options.every_api {
+        let idle: Vec<&str> = (0..api.len())
+            .map(|i| api.name(i))
+            .filter(|name| !s.per_slot_ok.contains_key(*name))
+            .collect();
+        if !idle.is_empty() {
+            bail!("no write was acknowledged through {}", idle.join(", "));
+        }
+    }
     Ok(())
 }
 
