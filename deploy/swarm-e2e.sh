@@ -33,8 +33,9 @@
 #   AGENDA_TAG          image tag (default dev)
 #   SWARM_E2E_KEEP=1    leave the stack running at the end (debugging)
 #   SWARM_E2E_RESET=1   remove leftovers of an earlier stack named agenda (volumes
-#                       agenda-store-*, agenda-discovery-*) before starting; implied
-#                       when CI=true. Without it the script refuses to touch them.
+#                       agenda-store-*, agenda-discovery-*, agenda-backups-*) before
+#                       starting; implied when CI=true. Without it the script refuses
+#                       to touch them.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -119,7 +120,7 @@ task_container() {
 }
 
 stack_volumes() {
-    docker volume ls -q | grep -E '^agenda-(store|discovery)-[0-9]+$' || true
+    docker volume ls -q | grep -E '^agenda-(store|discovery|backups)-[0-9]+$' || true
 }
 
 diagnostics() {
@@ -226,6 +227,30 @@ wait_all_healthy() {
         if (((SECONDS - PHASE_T0) % 15 == 0)); then
             log "waiting: $running($healthy healthy)"
         fi
+        sleep 1
+    done
+}
+
+# rolling_update SERVICE TIMEOUT WHAT: `docker service update --force` of the service and
+# wait until Swarm reports this update completed (fail if it pauses or rolls back).
+rolling_update() {
+    local service="${STACK}_$1" timeout=$2 what=$3 previous state deadline
+    update_status() {
+        docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.$1}}{{end}}" "$service"
+    }
+    previous=$(update_status StartedAt)
+    docker service update --force --detach=true "$service" >/dev/null
+    log "docker service update --force $service ($what)"
+    deadline=$((SECONDS + timeout))
+    while :; do
+        state=$(update_status State)
+        if [[ "$(update_status StartedAt)" != "$previous" ]]; then
+            case $state in
+                completed) break ;;
+                paused | rollback_*) fail "the $1 update ended in state '$state'" ;;
+            esac
+        fi
+        ((SECONDS < deadline)) || fail "the $1 update did not complete within ${timeout}s (state '$state')"
         sleep 1
     done
 }
@@ -376,24 +401,7 @@ writer=$(start_writer roll --duration 600 --concurrency 4)
 log "writer $writer started"
 sleep 3
 before=$(docker service ps -q --filter desired-state=running "${STACK}_api" | sort | tr '\n' ' ')
-update_status() {
-    docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.$1}}{{end}}" "${STACK}_api"
-}
-previous_start=$(update_status StartedAt)
-docker service update --force --detach=true "${STACK}_api" >/dev/null
-log "docker service update --force ${STACK}_api (one slot at a time, start-first)"
-deadline=$((SECONDS + 300))
-while :; do
-    state=$(update_status State)
-    if [[ "$(update_status StartedAt)" != "$previous_start" ]]; then
-        case $state in
-            completed) break ;;
-            paused | rollback_*) fail "the api update ended in state '$state'" ;;
-        esac
-    fi
-    ((SECONDS < deadline)) || fail "the api update did not complete within 300s (state '$state')"
-    sleep 1
-done
+rolling_update api 300 "one slot at a time, start-first"
 after=$(docker service ps -q --filter desired-state=running "${STACK}_api" | sort | tr '\n' ' ')
 replaced=$(comm -12 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort) | grep -c . || true)
 [[ $replaced == 0 ]] || fail "$replaced api tasks were not replaced"
@@ -406,22 +414,7 @@ phase "rolling update of store under load"
 writer=$(start_writer store-roll --duration 900 --concurrency 4)
 log "writer $writer started"
 sleep 3
-previous_store_start=$(docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}" "${STACK}_store")
-docker service update --force --detach=true "${STACK}_store" >/dev/null
-log "docker service update --force ${STACK}_store (one slot at a time, stop-first; leaders hand over)"
-deadline=$((SECONDS + 600))
-while :; do
-    state=$(docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}" "${STACK}_store")
-    started=$(docker service inspect -f "{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}" "${STACK}_store")
-    if [[ "$started" != "$previous_store_start" ]]; then
-        case $state in
-            completed) break ;;
-            paused | rollback_*) fail "the store update ended in state '$state'" ;;
-        esac
-    fi
-    ((SECONDS < deadline)) || fail "the store update did not complete within 600s (state '$state')"
-    sleep 1
-done
+rolling_update store 600 "one slot at a time, stop-first; leaders hand over"
 log "store update completed in $((SECONDS - PHASE_T0))s; stopping the writer"
 sleep 3
 finish_writer "$writer" stop
@@ -461,13 +454,13 @@ after_user="e2e-after-backup-$RUN_ID"
 client mark-before mark --api "$(api_hosts)" --user "$before_user" || fail "could not write the first marker"
 task=$(task_container store 1)
 [[ -n $task ]] || fail "no running container for ${STACK}_store slot 1"
-if ! docker exec "$task" /consensus-svc admin backup --out /data/e2e.backup 2>&1 | sed 's/^/    /'; then
+if ! docker exec "$task" /consensus-svc admin backup --out /backups/e2e.backup 2>&1 | sed 's/^/    /'; then
     fail "admin backup failed"
 fi
-if ! docker exec "$task" /consensus-svc admin verify /data/e2e.backup 2>&1 | sed 's/^/    /'; then
+if ! docker exec "$task" /consensus-svc admin verify /backups/e2e.backup 2>&1 | sed 's/^/    /'; then
     fail "admin verify failed"
 fi
-docker cp "$task:/data/e2e.backup" "$WORK/e2e.backup" >/dev/null || fail "could not copy the backup out"
+docker cp "$task:/backups/e2e.backup" "$WORK/e2e.backup" >/dev/null || fail "could not copy the backup out"
 log "backup of $(stat -c %s "$WORK/e2e.backup") bytes copied out of $task"
 client mark-after mark --api "$(api_hosts)" --user "$after_user" || fail "could not write the second marker"
 remove_stack

@@ -7,8 +7,10 @@ FROM scratch
 COPY consensus-svc /consensus-svc
 # /data and /tmp are owned by `nobody` so the service runs unprivileged: a fresh named
 # volume mounted on /data takes the ownership of the image's folder (Docker's copy-up),
-# and SQLite may need a temporary folder for large sorts.
+# and SQLite may need a temporary folder for large sorts. /backups likewise, for the
+# stack's backup volume (BACKUP_DIR).
 COPY --chown=65534:65534 data /data
+COPY --chown=65534:65534 data /backups
 COPY --chown=65534:65534 tmp /tmp
 USER 65534:65534
 ENV DATA_DIR=/data \

@@ -90,7 +90,9 @@ pub struct BackupWriter {
 impl BackupWriter {
     /// Start `path` (written as `path.partial`, renamed when complete) with `header`.
     pub fn create(path: &Path, header: BackupHeader) -> Result<Self, BackupError> {
-        let tmp = path.with_extension("partial");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
         let mut file = fs::File::create(&tmp)?;
         let mut hash = Sha256::new();
         let head = format!(
