@@ -79,6 +79,7 @@ pub struct App {
     membership: Option<(MembershipConfig, RpcAuth)>,
     proposals: ProposalQueue,
     backups: Option<crate::backup_schedule::BackupSchedule>,
+    hand_over_on_stop: bool,
 }
 
 impl App {
@@ -201,6 +202,7 @@ impl App {
             membership,
             proposals,
             backups: config.backups.clone(),
+            hand_over_on_stop: config.hand_over_on_stop,
         })
     }
 
@@ -254,6 +256,7 @@ impl App {
             membership,
             proposals,
             backups,
+            hand_over_on_stop,
             ..
         } = self;
         let raft_svc = RaftServer::new(RaftService { node: node.clone() })
@@ -298,7 +301,7 @@ impl App {
             _ = shutdown.cancelled() => None,
             res = &mut server => Some(res),
         };
-        if served.is_none() {
+        if served.is_none() && hand_over_on_stop {
             hand_over_before_stopping(&node).await;
         }
         tracing::info!("store stopping: no new requests, draining");

@@ -45,6 +45,9 @@ pub struct Config {
     /// Free bytes the data volume must keep (env `MIN_FREE_MB`, default 256 MiB; see
     /// [`crate::disk`]).
     pub min_free_bytes: u64,
+    /// A leader that stops gracefully hands leadership over first
+    /// ([`crate::node::StoreNode::transfer_leadership`]); on by default.
+    pub hand_over_on_stop: bool,
 }
 
 /// How the store finds and joins its cluster.
@@ -210,6 +213,10 @@ pub struct EnvConfig {
     /// `MIN_FREE_MB`: below this much free space on the data volume the store raises its
     /// NOSPACE alarm and takes no writes; below half of it, no appends (default 256).
     pub min_free_mb: u64,
+    /// `LEADER_HANDOVER`: a leader that stops gracefully hands leadership over first
+    /// (default on; `0` to let the others elect after it is gone, as after a crash).
+    #[serde(deserialize_with = "agenda_shared::config::flag")]
+    pub leader_handover: bool,
     /// Raft timings (flattened: `HEARTBEAT_MS`, ...).
     #[serde(flatten)]
     pub timings: Timings,
@@ -239,6 +246,7 @@ impl Default for EnvConfig {
             backup_dir: None,
             backup_keep: 7,
             min_free_mb: 256,
+            leader_handover: true,
             timings: Timings::default(),
             links: LinkSettings::default(),
         }
@@ -345,6 +353,7 @@ impl EnvConfig {
             });
         Ok(Config {
             min_free_bytes: self.min_free_mb.saturating_mul(1024 * 1024),
+            hand_over_on_stop: self.leader_handover,
             backups,
             membership,
             node_name: self.node_id,
@@ -393,6 +402,27 @@ mod tests {
             .extract()
             .expect("config");
         assert!(none.cluster_secret().is_err(), "no secret, no start");
+    }
+
+    #[test]
+    fn the_leader_hands_over_at_stop_unless_leader_handover_is_off() {
+        let parse = |toml: &str| -> EnvConfig {
+            Figment::from(Toml::string(&format!("node_id = \"agenda-2\"\n{toml}")))
+                .extract()
+                .expect("config")
+        };
+        assert!(parse("").leader_handover, "on by default");
+        for off in [
+            "leader_handover = 0",
+            "leader_handover = \"no\"",
+            "leader_handover = false",
+        ] {
+            assert!(!parse(off).leader_handover, "{off}");
+        }
+        assert!(parse("leader_handover = \"1\"").leader_handover);
+        let bad: Result<EnvConfig, _> =
+            Figment::from(Toml::string("node_id = \"agenda-2\"\nleader_handover = \"maybe\"\n")).extract();
+        assert!(bad.is_err(), "a value that is not yes/no is refused");
     }
 
     fn status(role: &str, stale_ms: Option<u64>, leader_contact_ms: u64) -> agenda_shared::status::StoreStatus {

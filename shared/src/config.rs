@@ -16,3 +16,28 @@ pub fn load<T: DeserializeOwned>() -> Result<T, Box<figment::Error>> {
     }
     figment.merge(Env::raw().lowercase(true)).extract().map_err(Box::new)
 }
+
+/// A yes/no setting: a boolean, `0`/`1`, or `true`/`false`/`yes`/`no` in any case.
+pub fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    use serde::Deserialize as _;
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Int(0) => Ok(false),
+        Flag::Int(1) => Ok(true),
+        Flag::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "" | "0" | "false" | "no" => Ok(false),
+            "1" | "true" | "yes" => Ok(true),
+            other => Err(serde::de::Error::custom(format!(
+                "expected 1/0 or true/false, got {other:?}"
+            ))),
+        },
+        Flag::Int(n) => Err(serde::de::Error::custom(format!("expected 1/0 or true/false, got {n}"))),
+    }
+}

@@ -254,6 +254,7 @@ impl TestCluster {
             membership: None,
             max_entry_format: slot.max_entry_format.unwrap_or(consensus_svc::entry::SUPPORTED_FORMAT),
             min_free_bytes: 16 << 20,
+            hand_over_on_stop: true,
             backups: self
                 .backups
                 .map(|(every, keep)| consensus_svc::backup_schedule::BackupSchedule {

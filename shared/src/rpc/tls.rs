@@ -354,7 +354,7 @@ pub struct LinkSettings {
     /// `CLUSTER_TLS_KEY_FILE`: this sidecar's private key (PEM).
     pub cluster_tls_key_file: Option<PathBuf>,
     /// `INSECURE_CLUSTER_LINKS`: `1`/`true` for plain-text links (tests only).
-    #[serde(deserialize_with = "flag")]
+    #[serde(deserialize_with = "crate::config::flag")]
     pub insecure_cluster_links: bool,
 }
 
@@ -367,31 +367,6 @@ impl LinkSettings {
             self.cluster_tls_key_file.clone(),
         )?;
         ClusterTls::load(role, files.as_ref(), self.insecure_cluster_links)
-    }
-}
-
-/// A yes/no setting: a boolean, `0`/`1`, or `true`/`false`/`yes`/`no` in any case.
-fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Flag {
-        Bool(bool),
-        Int(i64),
-        Text(String),
-    }
-    use serde::Deserialize as _;
-    match Flag::deserialize(d)? {
-        Flag::Bool(b) => Ok(b),
-        Flag::Int(0) => Ok(false),
-        Flag::Int(1) => Ok(true),
-        Flag::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
-            "" | "0" | "false" | "no" => Ok(false),
-            "1" | "true" | "yes" => Ok(true),
-            other => Err(serde::de::Error::custom(format!(
-                "expected 1/0 or true/false, got {other:?}"
-            ))),
-        },
-        Flag::Int(n) => Err(serde::de::Error::custom(format!("expected 1/0 or true/false, got {n}"))),
     }
 }
 

@@ -150,6 +150,7 @@ impl Pods {
             max_entry_format: consensus_svc::entry::SUPPORTED_FORMAT,
             backups: None,
             min_free_bytes: 16 << 20,
+            hand_over_on_stop: true,
         };
         let app = eventually("the store's port is free again", Duration::from_secs(10), || {
             let config = config.clone();
