@@ -816,6 +816,85 @@ def step_group_agenda_respects_privacy():
         C.b.execute_script("window.fetch = window.__agendaRealFetch")
 
 
+def title_hidden_events(d):
+    """The week view's events whose title is not readable: squeezed to (nearly) nothing or
+    pushed outside the event's box. Returns their titles with the measured boxes."""
+    return d.execute_script(
+        """
+        const bad = [];
+        for (const ev of document.querySelectorAll('#calendar .week .event')) {
+          const t = ev.querySelector('.ev-title');
+          const e = ev.getBoundingClientRect();
+          const r = t ? t.getBoundingClientRect() : null;
+          if (!r || r.height < 8 || r.width < 16 || r.top < e.top - 1 || r.bottom > e.bottom + 1) {
+            bad.push(`${t ? t.textContent : '?'}: event ${Math.round(e.width)}x${Math.round(e.height)}, `
+              + (r ? `title ${Math.round(r.width)}x${Math.round(r.height)} at +${Math.round(r.top - e.top)}` : 'no title'));
+          }
+        }
+        return bad;
+        """
+    )
+
+
+def step_every_title_shows_in_the_week_view():
+    # A one-hour group meeting (title, time and status do not all fit in one hour's
+    # height): the title used to shrink to nothing, leaving "2:00 – 3:00 PM / TENTATIVE".
+    friday = C.day + dt.timedelta(days=2)
+    s, _, body = api(
+        SLOT_A,
+        "POST",
+        "/api/appointments",
+        token_of(C.a),
+        {
+            "title": "Weekly sync",
+            "group_id": C.group_id,
+            "start_time": friday.replace(hour=9).astimezone().isoformat(),
+            "end_time": friday.replace(hour=10).astimezone().isoformat(),
+        },
+    )
+    assert s == 201, (s, body)
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    ev = event_by_title(C.a, "Weekly sync")
+    assert ev.find_element(By.CSS_SELECTOR, ".ev-status").text, "the meeting shows its status"
+    wait(C.a, lambda x: len(x.find_elements(By.CSS_SELECTOR, "#calendar .week .event")) >= 8, what="the whole week")
+    hidden = title_hidden_events(C.a)
+    assert not hidden, f"titles not shown: {hidden}"
+    # Narrower columns (a small laptop window) must not hide them either.
+    C.a.set_window_size(900, 860)
+    try:
+        wait(C.a, lambda x: x.find_element(By.CSS_SELECTOR, "#calendar .week").size["width"] < 900, what="a narrower week")
+        hidden = title_hidden_events(C.a)
+        assert not hidden, f"titles not shown at 900 px: {hidden}"
+        shot(C.a, "03b-week-narrow")
+    finally:
+        C.a.set_window_size(1280, 860)
+
+
+def step_typing_a_start_date_keeps_the_end():
+    # Typing a date with the keyboard passes through years 2, 20, 202: the end used to be
+    # written with an unpadded year, which the field refused and emptied.
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    clickable(C.a, "#new-appointment").click()
+    dlg = visible(C.a, "dialog[open] #appointment-form")
+    start = dlg.find_element(By.NAME, "start")
+    end = dlg.find_element(By.NAME, "end")
+    set_value(C.a, start, "2027-01-04T09:00")
+    set_value(C.a, end, "2027-01-04T10:30")
+    # The field's segments come in the browser's locale order (en-US in headless Chromium:
+    # month, day, year); the focus starts on the first one.
+    order = C.a.execute_script(
+        "return new Intl.DateTimeFormat(undefined, {year: 'numeric', month: '2-digit', day: '2-digit'})"
+        ".formatToParts(new Date(2027, 5, 15)).filter(p => p.type !== 'literal').map(p => p.type)"
+    )
+    digits = {"day": "15", "month": "06", "year": "2027"}
+    start.send_keys("".join(digits[p] for p in order))
+    wait(C.a, lambda x: start.get_attribute("value").startswith("2027-06-15"), what=f"the typed start date ({order})")
+    assert start.get_attribute("value") == "2027-06-15T09:00", start.get_attribute("value")
+    assert end.get_attribute("value") == "2027-06-15T10:30", f"the end did not follow: {end.get_attribute('value')!r}"
+    C.a.find_element(By.CSS_SELECTOR, "dialog[open] .modal-head .icon-button").click()
+    gone(C.a, "dialog[open]")
+
+
 def step_profile_and_password_change():
     go(C.a, "#/profile")
     form = visible(C.a, "#profile-name-form")
@@ -979,6 +1058,8 @@ STEPS = [
     step_the_calendar_follows_every_page_of_the_agenda,
     step_the_editor_explains_each_privacy_level,
     step_group_agenda_respects_privacy,
+    step_every_title_shows_in_the_week_view,
+    step_typing_a_start_date_keeps_the_end,
     step_profile_and_password_change,
     step_phone_sized_screens,
     step_cluster_page_shows_a_new_leader_after_the_leader_store_stops,

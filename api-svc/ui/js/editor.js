@@ -126,13 +126,22 @@ export async function openEditor(opts = {}) {
     end.value = toLocalInput(opts.end || new Date(s.getTime() + 3600000));
     calendar.value = opts.groupId || '';
   }
-  // Keep the duration when the start moves.
-  let lastStart = fromLocalInput(start.value);
+  // Keep the duration when the start moves. The duration is what the person set (or
+  // the appointment had), not the distance to the start's previous value: typing a date
+  // goes through invalid and far-off values (an emptied month, the years 2, 20, 202),
+  // and each of those fires `change`.
+  const span = () => {
+    const s = fromLocalInput(start.value);
+    const e = fromLocalInput(end.value);
+    return s && e && e > s ? e - s : null;
+  };
+  let duration = span() ?? 3600000;
   start.addEventListener('change', () => {
     const ns = fromLocalInput(start.value);
-    const oe = fromLocalInput(end.value);
-    if (ns && lastStart && oe) end.value = toLocalInput(new Date(ns.getTime() + (oe - lastStart)));
-    lastStart = ns;
+    if (ns) end.value = toLocalInput(new Date(ns.getTime() + duration));
+  });
+  end.addEventListener('change', () => {
+    duration = span() ?? duration;
   });
 
   const groupHint = h('small', { class: 'hint' });

@@ -42,16 +42,20 @@ export function sameDay(a, b) {
 
 const pad = (n) => String(n).padStart(2, '0');
 
-/** `YYYY-MM-DD` of the local date. */
+/** `YYYY-MM-DD` of the local date. The year always has four digits: while someone
+ * types a year into a date field it passes through 2, 20 and 202, and an unpadded
+ * `2-06-15` is not a value a date input takes (it would empty the field). */
 export function dateKey(d) {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  return `${String(d.getFullYear()).padStart(4, '0')}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
 /** Parse `YYYY-MM-DD` as a local date; null when malformed. */
 export function parseDateKey(s) {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s || '');
   if (!m) return null;
-  const d = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  // Not `new Date(y, m, d)`: it reads the years 0 to 99 as 1900 to 1999.
+  const d = new Date(2000, 0, 1);
+  d.setFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
