@@ -8,7 +8,8 @@
 //! a final answer other than 201, or no final answer within the retry budget.
 //!
 //! After writing, every acknowledged appointment must be listed (linearizable read), and
-//! nothing beyond the acknowledged plus the failed ones may exist.
+//! nothing beyond the acknowledged plus the failed ones may exist. Each worker writes as
+//! a user of its own (a user may hold 10,000 appointments that have not ended).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -191,14 +192,21 @@ pub(crate) async fn run(api: &Api, options: &WriterOptions) -> anyhow::Result<()
         options.duration,
         options.concurrency
     ));
-    let token = probe_token(api, "writer").await?;
+    // One user per worker: a fast run writes more than one user's quota of appointments
+    // that have not ended (10,000) would allow.
+    let mut tokens = Vec::with_capacity(options.concurrency);
+    for _ in 0..options.concurrency {
+        tokens.push(probe_token(api, "writer").await?);
+    }
     let base = OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT) + time::Duration::days(2);
     let next = AtomicU64::new(0);
     let stats = Mutex::new(Stats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = Instant::now();
     let workers = futures::future::try_join_all(
-        (0..options.concurrency).map(|_| work(api, &token, base, &next, stop_rx.clone(), &stats, started)),
+        tokens
+            .iter()
+            .map(|token| work(api, token, base, &next, stop_rx.clone(), &stats, started)),
     );
     let (_, written) = tokio::join!(stop_after(options.duration, stop_tx, &report), workers);
     written?;
@@ -211,7 +219,20 @@ pub(crate) async fn run(api: &Api, options: &WriterOptions) -> anyhow::Result<()
         s.failed,
         elapsed.as_secs_f64()
     ));
-    let listed = list_all(api, &token, base, issued).await;
+    let mut listed: anyhow::Result<HashSet<String>> = Ok(HashSet::new());
+    for token in &tokens {
+        match list_all(api, token, base, issued).await {
+            Ok(ids) => {
+                if let Ok(all) = listed.as_mut() {
+                    all.extend(ids);
+                }
+            }
+            Err(e) => {
+                listed = Err(e);
+                break;
+            }
+        }
+    }
     let (verified, listed_count, missing) = match &listed {
         Ok(ids) => {
             let missing: Vec<&String> = s.acknowledged.iter().filter(|id| !ids.contains(*id)).collect();
