@@ -895,6 +895,39 @@ def step_typing_a_start_date_keeps_the_end():
     gone(C.a, "dialog[open]")
 
 
+def step_week_columns_zone_and_scroll_position():
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    visible(C.a, "#calendar .week .day-col")
+    # The day headers line up with the day columns (the grid's scrollbar used to shift
+    # the columns 13 px left of their headers by Sunday).
+    drift = C.a.execute_script(
+        """
+        const heads = [...document.querySelectorAll('#calendar .week-head .day-head')];
+        const cols = [...document.querySelectorAll('#calendar .week-grid .day-col')];
+        return heads.map((hd, i) => {
+          const a = hd.getBoundingClientRect(), b = cols[i].getBoundingClientRect();
+          return Math.max(Math.abs(a.left - b.left), Math.abs(a.right - b.right));
+        });
+        """
+    )
+    assert len(drift) == 7 and max(drift) <= 1, f"header/column drift per day (px): {drift}"
+    # The zone the times are in is named.
+    zone = C.a.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone")
+    text_in(C.a, "#cal-zone", zone)
+    # A new page starts at its top.
+    C.a.set_window_size(1280, 520)
+    try:
+        go(C.a, "#/cluster")
+        wait(C.a, lambda x: len(x.find_elements(By.CSS_SELECTOR, "#slots .slot-card")) == 7, what="7 slots")
+        C.a.execute_script("window.scrollTo(0, document.documentElement.scrollHeight)")
+        wait(C.a, lambda x: x.execute_script("return window.scrollY") > 100, what="the cluster page scrolled down")
+        go(C.a, f"#/week/{C.day.date().isoformat()}")
+        visible(C.a, "#calendar .week .day-col")
+        assert C.a.execute_script("return window.scrollY") == 0, "the week kept the cluster page's scroll offset"
+    finally:
+        C.a.set_window_size(1280, 860)
+
+
 def step_profile_and_password_change():
     go(C.a, "#/profile")
     form = visible(C.a, "#profile-name-form")
@@ -1060,6 +1093,7 @@ STEPS = [
     step_group_agenda_respects_privacy,
     step_every_title_shows_in_the_week_view,
     step_typing_a_start_date_keeps_the_end,
+    step_week_columns_zone_and_scroll_position,
     step_profile_and_password_change,
     step_phone_sized_screens,
     step_cluster_page_shows_a_new_leader_after_the_leader_store_stops,

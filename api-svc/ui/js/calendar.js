@@ -44,6 +44,15 @@ function eventData(a) {
   return { id: a.id, status: a.status, mine: myParticipation(a)?.status || '', version: String(a.version) };
 }
 
+/** The time zone the calendar shows, e.g. `Europe/Paris (UTC+1)`. */
+function zoneName() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
+  const offset = new Intl.DateTimeFormat([], { timeZoneName: 'shortOffset' })
+    .formatToParts(new Date())
+    .find((p) => p.type === 'timeZoneName');
+  return offset && offset.value !== zone ? `${zone} (${offset.value})` : zone;
+}
+
 /** Lay out one day's events in side-by-side lanes where they overlap. */
 function lanes(events) {
   const sorted = [...events].sort((x, y) => x.s - y.s || y.e - x.e);
@@ -128,6 +137,7 @@ export function calendarView(root, { mode, date }) {
       h('button', { type: 'button', class: 'icon-button', id: 'cal-prev', 'aria-label': mode === 'month' ? 'Previous month' : 'Previous week', onclick: prev }, '‹'),
       h('button', { type: 'button', class: 'icon-button', id: 'cal-next', 'aria-label': mode === 'month' ? 'Next month' : 'Next week', onclick: next }, '›'),
       h('h1', { class: 'cal-title', id: 'cal-title' }, title),
+      h('span', { class: 'cal-zone', id: 'cal-zone', title: 'Times are shown in this time zone (your device’s)' }, zoneName()),
     ),
     h(
       'div',

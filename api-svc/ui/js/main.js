@@ -82,6 +82,8 @@ function route() {
     cleanup = null;
   }
   document.querySelectorAll('dialog[open]').forEach((d) => d.close());
+  // A new page starts at its top, not at the previous page's scroll offset.
+  window.scrollTo(0, 0);
   ensureLive();
 
   let section = head;
