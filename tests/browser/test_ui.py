@@ -914,6 +914,25 @@ def step_week_columns_zone_and_scroll_position():
     # The zone the times are in is named.
     zone = C.a.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone")
     text_in(C.a, "#cal-zone", zone)
+    # A failed load says so where the week should be, with Retry (it used to look like an
+    # empty week, with a toast for six seconds).
+    C.a.execute_script(
+        "window.__realFetch = window.fetch;"
+        "window.fetch = (u, o) => String(u).includes('/api/agenda')"
+        " ? Promise.reject(new TypeError('Failed to fetch')) : window.__realFetch(u, o);"
+    )
+    try:
+        clickable(C.a, "#cal-next").click()
+        error = visible(C.a, "#calendar #cal-error")
+        assert "could not be loaded" in error.text, error.text
+        assert not C.a.find_elements(By.CSS_SELECTOR, "#calendar .day-col"), "an empty week was drawn"
+    finally:
+        C.a.execute_script("window.fetch = window.__realFetch")
+    clickable(C.a, "#cal-retry").click()
+    visible(C.a, "#calendar .week .day-col")
+    gone(C.a, "#cal-error")
+    clickable(C.a, "#cal-prev").click()
+    visible(C.a, f"#calendar .day-col[data-date='{C.day.date().isoformat()}']")
     # A new page starts at its top.
     C.a.set_window_size(1280, 520)
     try:
@@ -996,6 +1015,16 @@ def step_phone_sized_screens():
     clickable(C.b, "#view-month").click()
     visible(C.b, "#calendar .month")
     shot(C.b, "14-phone-month")
+    # A tap on a day (the cells show dots on a phone) opens that day, not the editor.
+    day = C.day.date().isoformat()
+    cell = visible(C.b, f"#calendar .month-cell[data-date='{day}']")
+    C.b.execute_script("arguments[0].click()", cell)
+    wait(C.b, lambda x: x.current_url.endswith(f"#/week/{day}"), what="the tapped day's week")
+    assert not C.b.find_elements(By.CSS_SELECTOR, "dialog[open]"), "the tap opened the editor"
+    section = visible(C.b, f"#calendar .agenda-list .list-day[data-date='{day}']")
+    top = C.b.execute_script("return arguments[0].getBoundingClientRect().top", section)
+    height = C.b.execute_script("return window.innerHeight")
+    assert 0 <= top < height - 60, f"the tapped day is not on screen: top {top} of {height}"
     clickable(C.b, "#bell").click()
     visible(C.b, "#notif-panel")
     shot(C.b, "15-phone-notifications")

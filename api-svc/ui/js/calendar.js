@@ -4,7 +4,7 @@
 // an appointment changed.
 
 import * as api from './api.js';
-import { h, replace, toast } from './dom.js';
+import { h, replace } from './dom.js';
 import { defaultStart, myParticipation, openEditor, statusLabel } from './editor.js';
 import {
   addDays,
@@ -43,6 +43,11 @@ function classesFor(a) {
 function eventData(a) {
   return { id: a.id, status: a.status, mine: myParticipation(a)?.status || '', version: String(a.version) };
 }
+
+/** The width below which the calendar shows lists and dots (app.css, 700px). */
+const PHONE = window.matchMedia('(max-width: 700px)');
+/** The day a phone user tapped in the month view, for the week view to scroll to. */
+const FOCUS_DAY = 'agenda.focusDay';
 
 /** The time zone the calendar shows, e.g. `Europe/Paris (UTC+1)`. */
 function zoneName() {
@@ -83,6 +88,8 @@ function lanes(events) {
 }
 
 export function calendarView(root, { mode, date }) {
+  const focusDay = sessionStorage.getItem(FOCUS_DAY);
+  sessionStorage.removeItem(FOCUS_DAY);
   const anchor = parseDateKey(date) || startOfDay(new Date());
   let showPending = localStorage.getItem(PENDING_KEY) === '1';
   let appointments = [];
@@ -248,7 +255,7 @@ export function calendarView(root, { mode, date }) {
         const items = appointments.filter((a) => new Date(a.start_time) < addDays(d, 1) && new Date(a.end_time) > d);
         return h(
           'section',
-          { class: ['list-day', sameDay(d, today) && 'today'] },
+          { class: ['list-day', sameDay(d, today) && 'today'], dataset: { date: dateKey(d) } },
           h('h2', {}, fmtLongDay(d)),
           items.length
             ? h('ul', {}, items.map((a) => h('li', {}, eventButton(a, { class: [...classesFor(a), 'list-event'] }))))
@@ -259,6 +266,11 @@ export function calendarView(root, { mode, date }) {
     const kept = body.querySelector('.week-scroll')?.scrollTop;
     replace(body, h('div', { class: 'week' }, head, scroller), list);
     scroller.scrollTop = firstRender || kept === undefined ? 7.5 * HOUR_PX : kept;
+    // On a phone (the list), the week opened by a tap on a day of the month view starts
+    // at that day.
+    if (firstRender && PHONE.matches && focusDay === dateKey(anchor)) {
+      list.querySelector(`.list-day[data-date="${focusDay}"]`)?.scrollIntoView({ block: 'start' });
+    }
     firstRender = false;
   }
 
@@ -292,7 +304,11 @@ export function calendarView(root, { mode, date }) {
       );
       cell.addEventListener('click', (e) => {
         if (e.target.closest('a, button')) return;
-        create(defaultStart(d));
+        // On a phone the cell shows dots, not the appointments: a tap opens that day.
+        if (PHONE.matches) {
+          sessionStorage.setItem(FOCUS_DAY, dateKey(d));
+          location.hash = `#/week/${dateKey(d)}`;
+        } else create(defaultStart(d));
       });
       return cell;
     });
@@ -329,9 +345,19 @@ export function calendarView(root, { mode, date }) {
       render();
     } catch (err) {
       if (seq !== loading || disposed) return;
-      status.textContent = '';
-      toast(api.message(err), 'error');
-      if (firstRender) render();
+      // Said where the agenda should be, with a way to try again: an empty grid would
+      // read as an empty week.
+      status.textContent = 'Not loaded';
+      delete body.dataset.loaded;
+      replace(
+        body,
+        h(
+          'div',
+          { class: 'alert error cal-error', id: 'cal-error', role: 'alert' },
+          h('p', {}, `Your agenda could not be loaded: ${api.message(err)}`),
+          h('button', { type: 'button', class: 'button small', id: 'cal-retry', onclick: () => load() }, 'Retry'),
+        ),
+      );
     }
   }
 
