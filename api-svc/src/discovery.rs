@@ -39,15 +39,12 @@ pub(crate) fn store_addrs(members: &[Member], own_node: &str) -> Vec<String> {
         .collect();
     usable.sort_by_key(|m| (m.node_id != own_node, m.slot, m.node_id.clone()));
     let own_store = usable.first().is_some_and(|m| m.node_id == own_node);
-    let own_slot = own_node
-        .rsplit_once('-')
-        .and_then(|(_, n)| n.parse::<usize>().ok())
-        .filter(|n| *n > 0);
+    let own_slot = agenda_shared::rpc::member::parse_slot(own_node);
     if !own_store
         && !usable.is_empty()
         && let Some(slot) = own_slot
     {
-        let by = (slot - 1) % usable.len();
+        let by = (slot as usize - 1) % usable.len();
         usable.rotate_left(by);
     }
     usable.into_iter().map(|m| m.store_addr.clone()).collect()
