@@ -568,12 +568,11 @@ def step_group_invitation_arrives_live_and_is_accepted():
     clickable(C.b, f"#notif-list li[data-appointment='{C.group_appt}'] button[data-action='accept']")
     shot(C.b, "07-notification-panel")
     assert C.b.execute_script("return window.__agendaNoReload") == "bob-1", "Bob's page was reloaded"
-    # Pending invitations are visible in Bob's agenda on request.
+    # Pending invitations are in Bob's agenda by default, set apart until he answers.
     clickable(C.b, "#notif-close").click()
     go(C.b, f"#/week/{C.day.date().isoformat()}")
     visible(C.b, "#show-pending")
-    if not C.b.find_element(By.ID, "show-pending").is_selected():
-        C.b.find_element(By.CSS_SELECTOR, "label[for='show-pending']").click()
+    assert C.b.find_element(By.ID, "show-pending").is_selected(), "invitations are hidden by default"
     pending = wait(
         C.b,
         lambda x: x.find_elements(By.CSS_SELECTOR, f"#calendar .week .event.pending[data-id='{C.group_appt}']"),
@@ -614,6 +613,76 @@ def step_group_invitation_arrives_live_and_is_accepted():
     wait(C.a, lambda x: not x.find_element(By.ID, "unread-badge").is_displayed(), what="badge cleared")
     assert not C.a.find_elements(By.CSS_SELECTOR, "#notif-list li.unread")
     clickable(C.a, "#notif-close").click()
+
+
+def step_a_moved_meeting_stays_in_view_and_is_answered_from_the_notice():
+    # Alice moves the confirmed meeting: Bob had to accept it, so he is asked again (RFC
+    # 6638). It used to vanish from his grid (pending items were hidden) and the "was
+    # changed" notice had no Accept.
+    s, _, cur = api(SLOT_A, "GET", f"/api/appointments/{C.group_appt}", token_of(C.a))
+    assert s == 200, (s, cur)
+    moved_start = C.day.replace(hour=15).astimezone()
+    s, _, body = api(
+        SLOT_A,
+        "PATCH",
+        f"/api/appointments/{C.group_appt}",
+        token_of(C.a),
+        {"start_time": moved_start.isoformat(), "end_time": C.day.replace(hour=16, minute=30).astimezone().isoformat()},
+        {"If-Match": str(cur["version"])},
+    )
+    assert s == 200, (s, body)
+    go(C.b, f"#/week/{C.day.date().isoformat()}")
+    ev = wait(
+        C.b,
+        lambda x: x.find_elements(By.CSS_SELECTOR, f"#calendar .week .event.pending[data-id='{C.group_appt}'][data-mine='pending']"),
+        what="the moved meeting in Bob's grid, awaiting his answer",
+    )[0]
+    assert "3:00" in ev.text or "15:00" in ev.text, ev.text
+    clickable(C.b, "#bell").click()
+    sel = f"#notif-list li[data-kind='appointment_updated'][data-appointment='{C.group_appt}']"
+    item = visible(C.b, sel)
+    assert "Alice Martin moved “Sprint planning”" in item.text, item.text
+    accept = clickable(C.b, f"{sel} button[data-action='accept']")
+    # Only the newest notice is answered: the first invitation names the old time.
+    first = C.b.find_element(By.CSS_SELECTOR, f"#notif-list li[data-kind='invite'][data-appointment='{C.group_appt}']")
+    assert not first.find_elements(By.CSS_SELECTOR, "button[data-action='accept']"), first.text
+    shot(C.b, "07d-moved-meeting-notice")
+    accept.click()
+    text_in(C.b, f"{sel} .pill.ok", "Accepted")
+    clickable(C.b, "#notif-close").click()
+    wait(
+        C.b,
+        lambda x: x.find_elements(By.CSS_SELECTOR, f"#calendar .week .event[data-id='{C.group_appt}'][data-mine='accepted']"),
+        what="accepted again in Bob's grid",
+    )
+    wait(
+        C.a,
+        lambda x: x.find_elements(By.CSS_SELECTOR, f"#calendar .week .event[data-id='{C.group_appt}'][data-status='confirmed']"),
+        what="confirmed again in Alice's agenda",
+    )
+
+
+def step_another_window_of_the_same_user_follows_changes():
+    # Alice has the week open in two windows; what she books in one appears in the other
+    # (no notification is sent to the person who acted).
+    first = C.a.current_window_handle
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    visible(C.a, "#calendar .week")
+    C.a.execute_script("window.__agendaNoReload = 'alice-window-1'")
+    C.a.switch_to.new_window("window")
+    try:
+        C.a.get(ui_url(SLOT_A) + f"#/week/{C.day.date().isoformat()}")
+        clickable(C.a, "#new-appointment").click()
+        thursday = C.day + dt.timedelta(days=1)
+        dlg = fill_appointment(C.a, "Dentist", thursday.replace(hour=7), thursday.replace(hour=7, minute=45))
+        submit(dlg)
+        gone(C.a, "dialog[open]")
+        event_by_title(C.a, "Dentist")
+    finally:
+        C.a.close()
+        C.a.switch_to.window(first)
+    event_by_title(C.a, "Dentist")
+    assert C.a.execute_script("return window.__agendaNoReload") == "alice-window-1", "the first window was reloaded"
 
 
 def step_a_second_invitation_is_declined_and_a_third_withdrawn():
@@ -895,6 +964,47 @@ def step_typing_a_start_date_keeps_the_end():
     gone(C.a, "dialog[open]")
 
 
+def step_a_hierarchical_booking_says_booked_not_invited():
+    # In a hierarchical group a junior member is booked at once (`auto`): the notice says
+    # so, with nothing to answer. It used to read "invited you".
+    ta, tb = token_of(C.a), token_of(C.b)
+    s, _, g = api(SLOT_A, "POST", "/api/groups", ta, {"name": "Ops", "group_type": "hierarchical", "creator_rank": 10})
+    assert s == 201, (s, g)
+    s, _, body = api(SLOT_A, "POST", f"/api/groups/{g['id']}/members", ta, {"username": "bob", "rank": 1})
+    assert s == 202, (s, body)
+    s, _, body = api(SLOT_B, "POST", f"/api/groups/{g['id']}/join", tb)
+    assert s == 200, (s, body)
+    thursday = C.day + dt.timedelta(days=1)
+    s, _, appt = api(
+        SLOT_A,
+        "POST",
+        "/api/appointments",
+        ta,
+        {
+            "title": "Ops review",
+            "group_id": g["id"],
+            "start_time": thursday.replace(hour=13).astimezone().isoformat(),
+            "end_time": thursday.replace(hour=14).astimezone().isoformat(),
+        },
+    )
+    assert s == 201, (s, appt)
+    try:
+        clickable(C.b, "#bell").click()
+        sel = f"#notif-list li[data-kind='invite'][data-appointment='{appt['id']}']"
+        item = visible(C.b, sel)
+        text_in(C.b, f"{sel} .pill.ok", "In your agenda")
+        item = C.b.find_element(By.CSS_SELECTOR, sel)
+        assert "Alice Martin booked you into “Ops review”" in item.text, item.text
+        assert "invited you" not in item.text, item.text
+        assert not item.find_elements(By.CSS_SELECTOR, "button[data-action='accept']"), "nothing to accept"
+        clickable(C.b, "#notif-close").click()
+    finally:
+        # Alice would otherwise be senior to Bob in a group they share, which changes
+        # what each sees of the other in later steps.
+        s, _, body = api(SLOT_A, "DELETE", f"/api/groups/{g['id']}", ta)
+        assert s == 204, (s, body)
+
+
 def step_week_columns_zone_and_scroll_position():
     go(C.a, f"#/week/{C.day.date().isoformat()}")
     visible(C.a, "#calendar .week .day-col")
@@ -1115,6 +1225,8 @@ STEPS = [
     step_delete_an_appointment,
     step_bob_is_invited_sees_it_live_and_joins,
     step_group_invitation_arrives_live_and_is_accepted,
+    step_a_moved_meeting_stays_in_view_and_is_answered_from_the_notice,
+    step_another_window_of_the_same_user_follows_changes,
     step_a_second_invitation_is_declined_and_a_third_withdrawn,
     step_month_view_and_navigation,
     step_the_calendar_follows_every_page_of_the_agenda,
@@ -1122,6 +1234,7 @@ STEPS = [
     step_group_agenda_respects_privacy,
     step_every_title_shows_in_the_week_view,
     step_typing_a_start_date_keeps_the_end,
+    step_a_hierarchical_booking_says_booked_not_invited,
     step_week_columns_zone_and_scroll_position,
     step_profile_and_password_change,
     step_phone_sized_screens,

@@ -38,6 +38,24 @@ function describeProblem(status, problem) {
 /** The newest revision any answer carried. */
 export let lastRevision = 0;
 
+// The person's other tabs and windows of this browser hear about each change made here:
+// the server notifies the other people concerned, never the one who acted.
+const tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel('agenda.changes') : null;
+
+/**
+ * Run `fn({path, method})` when another tab of the same signed-in person changed something
+ * through the API. Returns a function that stops listening.
+ */
+export function onOtherTabChange(fn) {
+  if (!tabs) return () => {};
+  const listener = (ev) => {
+    const m = ev.data;
+    if (m && typeof m.path === 'string' && m.user && m.user === session.user()?.id) fn(m);
+  };
+  tabs.addEventListener('message', listener);
+  return () => tabs.removeEventListener('message', listener);
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function newKey() {
@@ -99,6 +117,9 @@ export async function request(method, path, opts = {}) {
         session.signOut('Your session has expired or is no longer valid. Please sign in again.');
       }
       throw err;
+    }
+    if (method !== 'GET' && method !== 'HEAD' && tabs && session.user()) {
+      tabs.postMessage({ method, path: path.split('?')[0], user: session.user().id });
     }
     return { data, status: res.status, headers: res.headers, revision };
   }

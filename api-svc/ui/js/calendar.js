@@ -1,5 +1,5 @@
 // Week and month views of the caller's agenda (`GET /api/agenda`, every page of the
-// range), with prev/next/today, a toggle for pending invitations, click-to-create and
+// range), with prev/next/today, pending invitations shown (set apart) unless switched off, click-to-create and
 // click-to-open. On a narrow screen the week becomes a day-by-day list. The view refreshes itself when a notification says
 // an appointment changed.
 
@@ -91,7 +91,9 @@ export function calendarView(root, { mode, date }) {
   const focusDay = sessionStorage.getItem(FOCUS_DAY);
   sessionStorage.removeItem(FOCUS_DAY);
   const anchor = parseDateKey(date) || startOfDay(new Date());
-  let showPending = localStorage.getItem(PENDING_KEY) === '1';
+  // Invitations (and meetings that moved, which ask again) are shown unless the person
+  // chose to hide them: a meeting must not vanish from the grid because it awaits an answer.
+  let showPending = localStorage.getItem(PENDING_KEY) !== '0';
   let appointments = [];
   let firstRender = true;
   let disposed = false;

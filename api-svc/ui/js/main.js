@@ -144,6 +144,15 @@ async function boot() {
     }
   });
   document.addEventListener('agenda:token', () => ensureLive());
+  // A change made in another tab of this browser: refresh what this one shows.
+  api.onOtherTabChange(async ({ path }) => {
+    const groups = path.startsWith('/api/groups');
+    if (groups) await Promise.allSettled([api.groups(true), api.groupInvitations(true)]);
+    if (groups || path.startsWith('/api/appointments')) {
+      document.dispatchEvent(new CustomEvent('agenda:changed', { detail: { otherTab: true } }));
+    }
+    if (groups) document.dispatchEvent(new CustomEvent('agenda:groups', { detail: { otherTab: true } }));
+  });
   document.getElementById('logout').addEventListener('click', () => session.signOut());
   window.addEventListener('hashchange', route);
   // Expire the session at the token's `exp` even if nothing else happens.

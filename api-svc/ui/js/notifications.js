@@ -69,6 +69,10 @@ export function describe(n) {
   const who = (id) => api.userName(id);
   switch (n.kind) {
     case 'invite':
+      // A junior member of a hierarchical group is booked at once (`auto`): nothing to answer.
+      if (p.status === 'auto') {
+        return { icon: '★', text: `${who(p.owner_id)} booked you into ${quoted(p)}`, sub: [when(p), 'it is in your agenda'].filter(Boolean).join(' · ') };
+      }
       return {
         icon: '✉',
         text: `${who(p.owner_id)} invited you to ${quoted(p)}`,
@@ -81,6 +85,8 @@ export function describe(n) {
     case 'appointment_confirmed':
       return { icon: '★', text: `${quoted(p)} is confirmed: everyone accepted`, sub: when(p) };
     case 'appointment_updated':
+      // A move asks everyone who had to accept to answer again (DESIGN §7, RFC 6638).
+      if (p.rescheduled) return { icon: '✎', text: `${who(p.owner_id)} moved ${quoted(p)}`, sub: when(p) ? `now ${when(p)}` : '' };
       return { icon: '✎', text: `${quoted(p)} was changed`, sub: when(p) };
     case 'appointment_cancelled': {
       const why = p.declined_by ? `${who(p.declined_by)} declined` : CANCEL_REASONS[p.reason];
@@ -200,10 +206,15 @@ async function markGroupInvitesRead(groupId) {
   for (const n of unread) await markRead(n);
 }
 
+/** Notifications that may ask for an answer: an invitation, and a move (answer again). */
+function answerable(n) {
+  return Boolean(n.payload?.appointment_id) && (n.kind === 'invite' || (n.kind === 'appointment_updated' && n.payload.rescheduled === true));
+}
+
 /** Look up the caller's answer to invitations shown in the panel (once each). */
 async function loadStatuses() {
   const wanted = state.items
-    .filter((n) => n.kind === 'invite' && n.payload?.appointment_id && !state.myStatus.has(n.payload.appointment_id))
+    .filter((n) => answerable(n) && !state.myStatus.has(n.payload.appointment_id))
     .slice(0, 20);
   await Promise.all(
     wanted.map(async (n) => {
@@ -236,7 +247,7 @@ function groupInviteActions(n, newest) {
   return [h('span', { class: 'pill muted' }, 'No longer open')];
 }
 
-function item(n, newestInvite) {
+function item(n, newestInvite, newestAnswerable) {
   const d = describe(n);
   const children = [
     h('span', { class: 'notif-icon', 'aria-hidden': 'true' }, d.icon),
@@ -249,7 +260,9 @@ function item(n, newestInvite) {
     ),
   ];
   const actions = [];
-  if (n.kind === 'invite' && n.payload?.appointment_id) {
+  // Only the newest notice of an appointment is answered: an older invitation names the
+  // time before a move.
+  if (answerable(n) && newestAnswerable) {
     const st = state.myStatus.get(n.payload.appointment_id);
     if (st === 'pending') {
       actions.push(
@@ -258,7 +271,7 @@ function item(n, newestInvite) {
       );
     } else if (st === 'accepted') {
       actions.push(h('span', { class: 'pill ok' }, 'Accepted'));
-    } else if (st === 'auto') {
+    } else if (st === 'auto' && n.kind === 'invite') {
       actions.push(h('span', { class: 'pill ok' }, 'In your agenda'));
     } else if (st === 'declined') {
       actions.push(h('span', { class: 'pill muted' }, 'Declined'));
@@ -301,13 +314,17 @@ function render() {
     replace(list, h('li', { class: 'notif-empty muted' }, 'Nothing yet. Invitations and changes show up here as they happen.'));
   } else {
     const seen = new Set(); // groups whose newest invitation was already listed
+    const asked = new Set(); // appointments whose newest answerable notice was listed
     replace(
       list,
       state.items.map((n) => {
         const gid = n.kind === 'group_invite' ? n.payload?.group_id : null;
         const newest = Boolean(gid) && !seen.has(gid);
         if (gid) seen.add(gid);
-        return item(n, newest);
+        const aid = answerable(n) ? n.payload.appointment_id : null;
+        const newestAnswerable = Boolean(aid) && !asked.has(aid);
+        if (aid) asked.add(aid);
+        return item(n, newest, newestAnswerable);
       }),
     );
   }
@@ -439,6 +456,13 @@ export async function start() {
     document.addEventListener('agenda:invitations', (e) => {
       setInviteCount(e.detail);
       render();
+    });
+    // An invitation answered in another tab: what this one knows of the answers is stale.
+    document.addEventListener('agenda:changed', (e) => {
+      if (!e.detail?.otherTab) return;
+      state.myStatus.clear();
+      if (el('notif-panel').hidden) render();
+      else loadStatuses();
     });
     // A group invitation answered anywhere (groups page, panel): its notification is done.
     document.addEventListener('agenda:groups', (e) => {
