@@ -7,36 +7,31 @@
 //!   invited) and have each of the three accept on their own slot: 4 requests.
 //!
 //! Every booked appointment gets its own five-minute slot of time, drawn from one counter
-//! shared by all workers, so nobody is ever double-booked: a 409 is an error here, not
-//! business as usual, and every request the run counts did the full work.
+//! shared by all workers ([`Timeline`]), so nobody is ever double-booked: a 409 is an
+//! error here, not business as usual, and every request the run counts did the full work.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use futures::StreamExt;
 use rand::Rng;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde_json::Value;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::client::{
+    Call, SETUP_PARALLELISM, Timeline, User, form_group, http_client, register_users, rfc3339, run_tag, setup_call,
+    timed,
+};
 use crate::driver::Workload;
 use crate::stats::Local;
 
-/// Length of one booked slot.
-const SLOT_MINUTES: i64 = 5;
 /// Members per benchmark group.
 pub(crate) const GROUP_SIZE: usize = 4;
 /// Appointments each user books during set-up, inside the first week (what reads see).
 const SEED_PER_USER: u64 = 2;
-/// Parallel requests during set-up (registration hashes passwords: keep it modest).
-const SETUP_PARALLELISM: usize = 16;
-/// How long one set-up request may keep being retried (429, 5xx, transport errors).
-const SETUP_RETRY_BUDGET: Duration = Duration::from_secs(120);
 
 /// Weights of the three operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,39 +97,6 @@ enum Op {
     Group,
 }
 
-/// A registered benchmark user.
-#[derive(Debug, Clone)]
-struct User {
-    token: String,
-    id: Uuid,
-    /// Index of the slot this user talks to.
-    slot: usize,
-}
-
-/// One request to time.
-#[derive(Debug)]
-struct Call<'a> {
-    /// What the statistics call it.
-    kind: &'static str,
-    method: Method,
-    path: &'a str,
-    body: Option<&'a Value>,
-    /// The status that counts as success.
-    expected: StatusCode,
-}
-
-impl<'a> Call<'a> {
-    fn post(kind: &'static str, path: &'a str, body: Option<&'a Value>, expected: StatusCode) -> Self {
-        Self {
-            kind,
-            method: Method::POST,
-            path,
-            body,
-            expected,
-        }
-    }
-}
-
 /// The cluster, its users and groups.
 #[derive(Debug)]
 pub(crate) struct Agenda {
@@ -143,8 +105,7 @@ pub(crate) struct Agenda {
     users: Vec<User>,
     /// Group id of each block of [`GROUP_SIZE`] users.
     groups: Vec<Uuid>,
-    base: OffsetDateTime,
-    next_slot: AtomicU64,
+    timeline: Timeline,
 }
 
 /// The users and data of an [`Agenda`] driven with one mix of operations.
@@ -152,21 +113,6 @@ pub(crate) struct Agenda {
 pub(crate) struct Scenario {
     pub(crate) agenda: Arc<Agenda>,
     pub(crate) mix: Mix,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-/// The HTTP client of both workloads: keep-alive connections, no retries, bounded waits.
-pub(crate) fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(5))
-        .pool_max_idle_per_host(1024)
-        .tcp_nodelay(true)
-        .build()
-        .context("HTTP client")
 }
 
 impl Agenda {
@@ -178,34 +124,11 @@ impl Agenda {
         }
         let http = http_client(timeout)?;
         let users = users.div_ceil(GROUP_SIZE) * GROUP_SIZE;
-        let run = Uuid::new_v4().simple().to_string();
-        let run = &run[..8];
-        // A fixed future week per run keeps agendas free of anybody else's data.
-        let base = OffsetDateTime::from_unix_timestamp(1_893_456_000)? // 2030-01-01
-            + time::Duration::days(i64::from(rand::rng().random_range(0..3000u32)) * 7);
+        let run = run_tag();
+        let run = run.as_str();
 
         let started = Instant::now();
-        let registered: Vec<anyhow::Result<User>> = futures::stream::iter(0..users)
-            .map(|i| {
-                let http = &http;
-                let slots = &slots;
-                async move {
-                    let slot = i % slots.len();
-                    let body = json!({
-                        "username": format!("b{run}-{i}"),
-                        "email": format!("b{run}-{i}@bench.invalid"),
-                        "password": format!("pw-{run}-{i}-benchmark"),
-                    });
-                    let reply = setup_call(http, &slots[slot], Method::POST, "/register", None, Some(&body)).await?;
-                    let token = reply["token"].as_str().context("register: no token")?.to_owned();
-                    let id = reply["user"]["id"].as_str().context("register: no user id")?.parse()?;
-                    Ok(User { token, id, slot })
-                }
-            })
-            .buffered(SETUP_PARALLELISM)
-            .collect()
-            .await;
-        let users: Vec<User> = registered.into_iter().collect::<anyhow::Result<_>>()?;
+        let users = register_users(&http, &slots, "b", run, users).await?;
         eprintln!(
             "set-up: {} users registered in {:.1}s",
             users.len(),
@@ -217,29 +140,8 @@ impl Agenda {
                 let http = &http;
                 let slots = &slots;
                 async move {
-                    let creator = &members[0];
-                    let base_url = &slots[creator.slot];
-                    let body = json!({ "name": format!("bench {run} #{g}"), "group_type": "non_hierarchical" });
-                    let group = setup_call(
-                        http,
-                        base_url,
-                        Method::POST,
-                        "/api/groups",
-                        Some(&creator.token),
-                        Some(&body),
-                    )
-                    .await?;
-                    let id: Uuid = group["id"].as_str().context("group: no id")?.parse()?;
-                    for member in &members[1..] {
-                        // Membership is by consent: an invitation, then the member joins.
-                        let body = json!({ "user_id": member.id });
-                        let path = format!("/api/groups/{id}/members");
-                        setup_call(http, base_url, Method::POST, &path, Some(&creator.token), Some(&body)).await?;
-                        let join = format!("/api/groups/{id}/join");
-                        let member_url = &slots[member.slot];
-                        setup_call(http, member_url, Method::POST, &join, Some(&member.token), None).await?;
-                    }
-                    Ok(id)
+                    let others: Vec<&User> = members[1..].iter().collect();
+                    form_group(http, slots, &format!("bench {run} #{g}"), &members[0], &others).await
                 }
             })
             .buffered(SETUP_PARALLELISM)
@@ -252,8 +154,7 @@ impl Agenda {
             slots,
             users,
             groups,
-            base,
-            next_slot: AtomicU64::new(0),
+            timeline: Timeline::new()?,
         });
         let seeded: Vec<anyhow::Result<()>> =
             futures::stream::iter((0..agenda.users.len()).flat_map(|u| (0..SEED_PER_USER).map(move |_| u)))
@@ -261,7 +162,7 @@ impl Agenda {
                     let agenda = &agenda;
                     async move {
                         let user = &agenda.users[u];
-                        let body = agenda.appointment_body(None);
+                        let body = agenda.timeline.appointment_body(None);
                         setup_call(
                             &agenda.http,
                             &agenda.slots[user.slot],
@@ -292,73 +193,25 @@ impl Agenda {
         self.users.len()
     }
 
-    fn appointment_body(&self, group: Option<Uuid>) -> Value {
-        let n = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        let start = self.base + time::Duration::minutes(SLOT_MINUTES * i64::try_from(n).unwrap_or(i64::MAX / 600));
-        let mut body = json!({
-            "title": format!("bench {n}"),
-            "start_time": rfc3339(start),
-            "end_time": rfc3339(start + time::Duration::minutes(SLOT_MINUTES)),
-        });
-        if let Some(group) = group {
-            body["group_id"] = json!(group);
-        }
-        body
-    }
-
-    /// One timed request as `user`; `Some(body)` when it answered as expected.
+    /// One timed request as `user`; the body when it answered as expected.
     async fn timed(&self, rec: &mut Local, user: &User, call: Call<'_>) -> Option<Value> {
-        let Call {
-            kind,
-            method,
-            path,
-            body,
-            expected,
-        } = call;
-        let url = format!("{}{path}", self.slots[user.slot]);
-        let mut request = self.http.request(method, &url).bearer_auth(&user.token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let started = Instant::now();
-        let outcome = async {
-            let response = request.send().await?;
-            let status = response.status();
-            let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, bytes))
-        }
-        .await;
-        let elapsed = started.elapsed();
-        match outcome {
-            Ok((status, bytes)) if status == expected => {
-                rec.ok(kind, elapsed);
-                Some(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-            }
-            Ok((status, bytes)) => {
-                rec.error(kind, || {
-                    let text = String::from_utf8_lossy(&bytes);
-                    format!("{status} from {url}: {}", text.chars().take(200).collect::<String>())
-                });
-                None
-            }
-            Err(e) => {
-                rec.error(kind, || format!("{url}: {e}"));
-                None
-            }
-        }
+        timed(&self.http, &self.slots[user.slot], &user.token, rec, call)
+            .await
+            .map(|answer| answer.body)
     }
 
     async fn create(&self, rec: &mut Local, user: &User) {
-        let body = self.appointment_body(None);
+        let body = self.timeline.appointment_body(None);
         let call = Call::post("create", "/api/appointments", Some(&body), StatusCode::CREATED);
         self.timed(rec, user, call).await;
     }
 
     async fn read(&self, rec: &mut Local, user: &User) {
+        let base = self.timeline.base;
         let path = format!(
             "/api/agenda?start={}&end={}",
-            rfc3339(self.base).replace('+', "%2B"),
-            rfc3339(self.base + time::Duration::days(7)).replace('+', "%2B")
+            rfc3339(base).replace('+', "%2B"),
+            rfc3339(base + time::Duration::days(7)).replace('+', "%2B")
         );
         let call = Call {
             kind: "read",
@@ -373,7 +226,7 @@ impl Agenda {
     async fn group(&self, rec: &mut Local, worker: usize) {
         let block = worker / GROUP_SIZE;
         let creator = &self.users[worker];
-        let body = self.appointment_body(Some(self.groups[block]));
+        let body = self.timeline.appointment_body(Some(self.groups[block]));
         let call = Call::post("group_create", "/api/appointments", Some(&body), StatusCode::CREATED);
         let Some(created) = self.timed(rec, creator, call).await else {
             return;
@@ -402,57 +255,6 @@ impl Workload for Scenario {
             Op::Read => agenda.read(rec, user).await,
             Op::Group => agenda.group(rec, worker).await,
         }
-    }
-}
-
-/// A set-up request: retried on 429 (after `Retry-After`), 5xx and transport errors
-/// within [`SETUP_RETRY_BUDGET`]; the body of a 2xx answer.
-async fn setup_call(
-    http: &reqwest::Client,
-    base: &str,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> anyhow::Result<Value> {
-    let deadline = Instant::now() + SETUP_RETRY_BUDGET;
-    let key = Uuid::new_v4().to_string();
-    loop {
-        let mut request = http
-            .request(method.clone(), format!("{base}{path}"))
-            .header("Idempotency-Key", &key);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let wait = match request.send().await {
-            Ok(response) if response.status().is_success() => {
-                return response.json().await.context("set-up answer is not JSON");
-            }
-            Ok(response)
-                if response.status() == StatusCode::TOO_MANY_REQUESTS || response.status().is_server_error() =>
-            {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(1);
-                Duration::from_secs(retry_after.clamp(1, 10))
-            }
-            Ok(response) => {
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                bail!("{method} {base}{path}: {status}: {text}");
-            }
-            Err(_) => Duration::from_millis(500),
-        };
-        if Instant::now() + wait > deadline {
-            bail!("{method} {base}{path}: still failing after {SETUP_RETRY_BUDGET:?}");
-        }
-        tokio::time::sleep(wait).await;
     }
 }
 

@@ -1,6 +1,10 @@
 //! The PNG chart: throughput (left) and p50/p99 latency (right) against concurrency, one
-//! line per scenario, etcd included. Text needs a TrueType font: DejaVu Sans from Debian's
-//! `fonts-dejavu-core` unless `--font` names another.
+//! line per scenario, etcd included. Each Agenda scenario and its etcd counterpart (create
+//! and put, read and range) share a hue, Agenda dark with dots, etcd light with triangles,
+//! so each pair reads side by side. The `push` scenario is left out: it runs once, at its
+//! writer count, and its latency is a notification's, not a request's (its table says it
+//! all). Text needs a TrueType font: DejaVu Sans from Debian's `fonts-dejavu-core` unless
+//! `--font` names another.
 
 use std::path::Path;
 
@@ -12,21 +16,51 @@ use crate::stats::ScenarioResult;
 /// Where Debian puts DejaVu Sans.
 pub(crate) const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-const COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
+/// Hues for scenarios without a counterpart.
+const COLOURS: [RGBColor; 4] = [
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+];
+/// Scenario pairs (Agenda, etcd) and their hue.
+const PAIRS: [(&str, &str, RGBColor); 2] = [
+    ("create", "put", RGBColor(31, 119, 180)),
+    ("read", "range", RGBColor(255, 127, 14)),
 ];
 
 fn label(result: &ScenarioResult) -> String {
     format!("{} {}", result.system, result.scenario)
 }
 
+/// How a result's lines look: colour, and whether its points are triangles (etcd).
+fn style(result: &ScenarioResult, index: usize) -> (RGBColor, bool) {
+    let etcd = result.system == "etcd";
+    let hue = PAIRS
+        .iter()
+        .find(|(ours, theirs, _)| result.scenario == if etcd { *theirs } else { *ours })
+        .map_or(COLOURS[index % COLOURS.len()], |(_, _, hue)| *hue);
+    if etcd {
+        // Halfway to white: the same hue, lighter.
+        let RGBColor(r, g, b) = hue;
+        let light = |c: u8| c + (255 - c) / 2;
+        (RGBColor(light(r), light(g), light(b)), true)
+    } else {
+        (hue, false)
+    }
+}
+
+/// The results the chart shows: every one measured against concurrency.
+fn charted(results: &[ScenarioResult]) -> Vec<&ScenarioResult> {
+    results
+        .iter()
+        .filter(|r| r.levels.iter().all(|l| l.push.is_none()))
+        .collect()
+}
+
 /// Draw `results` into `out` (PNG, 1600×700).
 pub(crate) fn draw(results: &[ScenarioResult], out: &Path, font: &Path) -> anyhow::Result<()> {
+    let results = charted(results);
     if results.iter().all(|r| r.levels.is_empty()) {
         bail!("nothing to draw: no run in the results");
     }
@@ -73,7 +107,7 @@ pub(crate) fn draw(results: &[ScenarioResult], out: &Path, font: &Path) -> anyho
         .label_style(("sans-serif", 15))
         .draw()?;
     for (i, result) in results.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let (colour, triangle) = style(result, i);
         let points: Vec<(f64, f64)> = result
             .levels
             .iter()
@@ -82,7 +116,11 @@ pub(crate) fn draw(results: &[ScenarioResult], out: &Path, font: &Path) -> anyho
         tput.draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
             .label(label(result))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
-        tput.draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
+        if triangle {
+            tput.draw_series(points.into_iter().map(|p| TriangleMarker::new(p, 6, colour.filled())))?;
+        } else {
+            tput.draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
+        }
     }
     tput.configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -105,7 +143,7 @@ pub(crate) fn draw(results: &[ScenarioResult], out: &Path, font: &Path) -> anyho
         .label_style(("sans-serif", 15))
         .draw()?;
     for (i, result) in results.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let (colour, triangle) = style(result, i);
         let p99: Vec<(f64, f64)> = result
             .levels
             .iter()
@@ -119,7 +157,11 @@ pub(crate) fn draw(results: &[ScenarioResult], out: &Path, font: &Path) -> anyho
         lat.draw_series(LineSeries::new(p99.clone(), colour.stroke_width(3)))?
             .label(label(result))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
-        lat.draw_series(p99.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
+        if triangle {
+            lat.draw_series(p99.into_iter().map(|p| TriangleMarker::new(p, 6, colour.filled())))?;
+        } else {
+            lat.draw_series(p99.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
+        }
         lat.draw_series(DashedLineSeries::new(p50, 6, 4, colour.stroke_width(2)))?;
     }
     lat.configure_series_labels()
@@ -130,4 +172,59 @@ pub(crate) fn draw(results: &[ScenarioResult], out: &Path, font: &Path) -> anyho
         .draw()?;
     root.present().context("write the PNG")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Latency, Local, PushResult};
+    use std::time::Duration;
+
+    fn result(system: &str, scenario: &str) -> ScenarioResult {
+        let mut local = Local::default();
+        local.ok("op", Duration::from_millis(5));
+        ScenarioResult {
+            system: system.into(),
+            scenario: scenario.into(),
+            description: "test".into(),
+            endpoints: 7,
+            started_at: "now".into(),
+            levels: vec![local.summarise(8, Duration::from_secs(1), "duration")],
+        }
+    }
+
+    #[test]
+    fn each_agenda_scenario_shares_its_hue_with_its_etcd_counterpart() {
+        let (read, read_triangle) = style(&result("agenda", "read"), 0);
+        let (range, range_triangle) = style(&result("etcd", "range"), 1);
+        let (create, _) = style(&result("agenda", "create"), 2);
+        let (put, _) = style(&result("etcd", "put"), 3);
+        assert_eq!(read, RGBColor(255, 127, 14));
+        assert_eq!(range, RGBColor(255, 191, 134), "etcd: the same hue, lighter");
+        assert!(!read_triangle && range_triangle);
+        assert_eq!(create, RGBColor(31, 119, 180));
+        assert_eq!(put, RGBColor(143, 187, 217));
+        assert_ne!(style(&result("agenda", "mixed"), 2).0, read);
+    }
+
+    #[test]
+    fn the_chart_shows_every_scenario_but_push() {
+        let mut push = result("agenda", "push");
+        push.levels[0].push = Some(PushResult {
+            writers: 64,
+            listeners: 256,
+            bookings: 0,
+            expected: 0,
+            delivered: 0,
+            missing: 0,
+            before_ack: 0,
+            unmatched: 0,
+            lost_listeners: 0,
+            grace_s: 5.0,
+            latency: Latency::of(&mut []),
+        });
+        let all = [result("agenda", "read"), push, result("etcd", "range")];
+        let shown: Vec<String> = charted(&all).into_iter().map(label).collect();
+        assert_eq!(shown, vec!["agenda read", "etcd range"]);
+    }
 }

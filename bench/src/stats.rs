@@ -115,6 +115,7 @@ impl Local {
             by_kind,
             error_samples,
             acks_us,
+            push: None,
         }
     }
 }
@@ -137,7 +138,8 @@ pub(crate) struct Latency {
 }
 
 impl Latency {
-    fn of(samples_us: &mut [u64]) -> Self {
+    /// The percentiles of `samples_us` (microseconds; sorted in place).
+    pub(crate) fn of(samples_us: &mut [u64]) -> Self {
         samples_us.sort_unstable();
         let ms = |us: u64| us as f64 / 1000.0;
         // Nearest-rank percentile: the smallest sample with at least q of them at or below.
@@ -192,6 +194,39 @@ pub(crate) struct LevelResult {
     /// Sorted wall-clock times of the successes, when recorded; not part of the JSON.
     #[serde(skip)]
     pub(crate) acks_us: Vec<u64>,
+    /// What the `push` scenario measured (its requests above are the bookings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) push: Option<PushResult>,
+}
+
+/// The notifications of the `push` scenario: each acknowledged booking should reach every
+/// listener of the writer's group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PushResult {
+    /// Users booking (concurrently, closed loop).
+    pub(crate) writers: usize,
+    /// Users connected to `/ws`, spread over the writers' groups.
+    pub(crate) listeners: usize,
+    /// Acknowledged bookings.
+    pub(crate) bookings: u64,
+    /// Notifications the acknowledged bookings owed: each booking times the listeners of
+    /// its group.
+    pub(crate) expected: u64,
+    /// Owed notifications that arrived (each counted once).
+    pub(crate) delivered: u64,
+    /// Owed notifications that had not arrived at the end of the grace period.
+    pub(crate) missing: u64,
+    /// Deliveries that arrived before the writer had its answer (counted as 0 ms).
+    pub(crate) before_ack: u64,
+    /// Notifications owed by no acknowledged booking (e.g. of a booking whose answer
+    /// was lost), and repeats of a delivered one.
+    pub(crate) unmatched: u64,
+    /// Listener sockets that closed before the end.
+    pub(crate) lost_listeners: u64,
+    /// How long, after the last booking's answer, late notifications were awaited.
+    pub(crate) grace_s: f64,
+    /// Arrival at the listener minus the writer's answer, over the deliveries.
+    pub(crate) latency: Latency,
 }
 
 /// A scenario at every concurrency: one JSON file.
@@ -199,7 +234,7 @@ pub(crate) struct LevelResult {
 pub(crate) struct ScenarioResult {
     /// `agenda` or `etcd`.
     pub(crate) system: String,
-    /// `create`, `read`, `mixed` or `put`.
+    /// `create`, `read`, `mixed` or `push` (agenda), `put` or `range` (etcd).
     pub(crate) scenario: String,
     pub(crate) description: String,
     /// Endpoints the requests were spread over.
