@@ -285,6 +285,7 @@ impl App {
             tokio::spawn(crate::backup_schedule::run(node.clone(), schedule, internal.clone()).in_current_span())
         });
         let disk = tokio::spawn(crate::disk::run(node.clone(), internal.clone()).in_current_span());
+        let snapshots = tokio::spawn(crate::snapshot_schedule::run(node.clone(), internal.clone()).in_current_span());
         let formats = tokio::spawn(crate::version::run(node.clone(), internal.clone()).in_current_span());
         let proposing = tokio::spawn(
             proposals
@@ -323,6 +324,7 @@ impl App {
         let _ = elections.await;
         let _ = formats.await;
         let _ = disk.await;
+        let _ = snapshots.await;
         if let Some(task) = backups {
             let _ = task.await;
         }

@@ -81,7 +81,8 @@ pub struct Timings {
     pub election_max_ms: u64,
     /// Longest a write or a read-index waits for a quorum before `Unavailable`, ms (default 5000).
     pub write_timeout_ms: u64,
-    /// Build a snapshot after this many entries since the last one (default 10000).
+    /// Build a snapshot about every this many entries (default 10000; more as the database
+    /// grows, at a different index on each store: [`crate::snapshot_schedule`]).
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot, for slow followers (default 1000).
     pub keep_logs: u64,
@@ -143,7 +144,9 @@ impl Timings {
             election_timeout_max: self.election_min_ms,
             install_snapshot_timeout: 10_000,
             max_payload_entries: 512,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Snapshots are asked for by `crate::snapshot_schedule` (staggered between the
+            // stores, less often as the database grows), not at the same index everywhere.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.keep_logs,
             // Purge in batches, but never wait for more entries than a snapshot interval.
             purge_batch_size: self.snapshot_every.clamp(1, 256),

@@ -33,6 +33,7 @@ pub mod membership;
 mod network;
 pub mod node;
 mod peers;
+pub mod snapshot_schedule;
 mod sqlite;
 pub mod state;
 pub mod types;

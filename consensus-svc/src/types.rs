@@ -2,7 +2,6 @@
 
 use agenda_shared::ids::SlotId;
 use std::fmt;
-use std::io::Cursor;
 
 use agenda_shared::command::ExecuteResult;
 
@@ -37,7 +36,7 @@ openraft::declare_raft_types!(
         NodeId = RaftId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::state::SnapshotData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -3,10 +3,10 @@
 //! - `apply` runs a whole batch of committed entries in one transaction that also moves
 //!   `last_applied` and the membership: after a crash the database holds either all or
 //!   none of a batch, so no entry is applied twice or skipped.
-//! - Snapshots (`snapshot`) are consistent copies of the database made with `VACUUM INTO`
-//!   on a read connection (the copy carries its own `last_applied`), kept under
-//!   `snapshots/` and installed on a follower with SQLite's online backup API in one step
-//!   (atomic).
+//! - Snapshots (`snapshot`) are consistent page copies of the database made with SQLite's
+//!   online backup API on a read connection (the copy carries its own `last_applied`),
+//!   kept under `snapshots/`, streamed from and into files, and installed on a follower
+//!   with the backup API in one step (atomic).
 //! - Reads use a small pool of read-only connections on the blocking pool; WAL lets them
 //!   run while apply writes.
 
@@ -15,10 +15,9 @@ mod read;
 mod schema;
 mod snapshot;
 
-pub use snapshot::SnapshotBuilder;
+pub use snapshot::{SnapshotBuilder, SnapshotData};
 
 use std::fs;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use agenda_shared::model::Notification;
 use agenda_shared::query::{Principal, Query, QueryOutcome};
 use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, OptionalSend};
+use openraft::{EntryPayload, OptionalSend, StorageIOError};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -204,7 +203,8 @@ impl StateStore {
         let current = self.inner.current_snapshot_file()?.map(|f| f.file);
         for entry in fs::read_dir(&self.inner.snapshot_dir)? {
             let name = entry?.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".db") && Some(&name) != current.as_ref() {
+            // Older snapshots, and what a crash left: half-received files, journals.
+            if name != "current.json" && Some(&name) != current.as_ref() {
                 let _ = fs::remove_file(self.inner.snapshot_dir.join(&name));
             }
         }
@@ -440,19 +440,24 @@ impl RaftStateMachine<TypeConfig> for StateStore {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            inner
+                .begin_receiving()
+                .map(Box::new)
+                .map_err(|e| StorageIOError::write_snapshot(None, &e).into())
+        })
+        .await
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
         let inner = self.inner.clone();
         let meta_owned = meta.clone();
+        let received = snapshot.path().to_path_buf();
+        drop(snapshot);
         let index = blocking(move || {
-            let index = inner.install_snapshot(&meta_owned, snapshot.into_inner())?;
+            let index = inner.install_snapshot(&meta_owned, &received)?;
             inner.reload_entry_format()?;
             Ok(index)
         })
@@ -463,16 +468,6 @@ impl RaftStateMachine<TypeConfig> for StateStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let inner = self.inner.clone();
-        blocking(move || {
-            let Some(record) = inner.current_snapshot_file().map_err(|e| read_sm(&e))? else {
-                return Ok(None);
-            };
-            let data = fs::read(inner.snapshot_dir.join(&record.file)).map_err(|e| read_sm(&e))?;
-            Ok(Some(Snapshot {
-                meta: record.meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }))
-        })
-        .await
+        blocking(move || inner.current_snapshot().map_err(|e| read_sm(&e))).await
     }
 }

@@ -191,6 +191,40 @@ async fn a_store_that_missed_a_purged_stretch_catches_up_through_a_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stores_snapshot_at_different_indexes_not_all_at_once() {
+    // openraft's `LogsSinceLast` had all seven copy their database at the same index,
+    // that is at the same moment. Each store now has its own phase of the interval.
+    let timings = consensus_svc::Timings {
+        snapshot_every: 70,
+        ..test_timings()
+    };
+    let cluster = TestCluster::start_with(7, timings).await;
+    let leader = cluster.leader().await;
+    let mut last = 0;
+    for k in 0..150 {
+        last = register_user(&cluster, leader, &format!("snap{k}")).await.1;
+    }
+    cluster.wait_applied(&[0, 1, 2, 3, 4, 5, 6], last).await;
+    let indexes = eventually("every store has a snapshot", Duration::from_secs(30), || async {
+        let all: Vec<u64> = (0..7).filter_map(|i| cluster.status(i).snapshot_index).collect();
+        (all.len() == 7).then_some(all)
+    })
+    .await;
+    let mut distinct = indexes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    info!(?indexes, "latest snapshot of each store");
+    // Phases 10 entries apart: the latest snapshots spread over most of an interval (the
+    // old policy put them all within a few entries of each other).
+    let spread = distinct[distinct.len() - 1] - distinct[0];
+    assert!(
+        distinct.len() >= 4 && spread >= 30,
+        "snapshots bunched together: {indexes:?}"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_retried_with_the_same_id_is_applied_once() {
     let cluster = TestCluster::start(7).await;
     let (alice, _) = register_user(&cluster, 0, "alice").await;
