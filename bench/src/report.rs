@@ -125,7 +125,7 @@ fn push_table(out: &mut String, levels: &[LevelResult]) {
             out,
             "{} bookings acknowledged, {} failed; {} notifications arrived before the booking's answer \
              (counted as 0 ms); {} unmatched (no acknowledged booking of the listener's group, or a repeat); \
-             {} listener sockets lost; late notifications awaited {:.0} s.\n",
+             {} listener sockets lost; late notifications awaited up to {:.0} s.\n",
             p.bookings, l.errors, p.before_ack, p.unmatched, p.lost_listeners, p.grace_s
         );
     }
@@ -252,6 +252,7 @@ mod tests {
         );
         assert!(text.contains("7 notifications arrived before"), "{text}");
         assert!(text.contains("1 listener sockets lost"), "{text}");
+        assert!(text.contains("awaited up to 5 s"), "{text}");
         assert!(
             !text.contains("| users | requests/s |"),
             "no request table for push: {text}"
