@@ -38,6 +38,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -235,6 +236,13 @@ def fill_appointment(d, title, start, end, privacy=None, description=None):
     return dialog
 
 
+def discard_editor(d):
+    """Close an editor holding unsaved input: the close button asks first, then discard."""
+    d.find_element(By.CSS_SELECTOR, "dialog[open] .modal-head .icon-button").click()
+    clickable(d, "dialog[open] #unsaved-discard").click()
+    gone(d, "dialog[open]")
+
+
 def event_by_title(d, title, timeout=WAIT):
     def find(x):
         for el in x.find_elements(By.CSS_SELECTOR, "#calendar .week .event, #calendar .month .event"):
@@ -429,8 +437,7 @@ def step_personal_appointments_and_a_conflict_named_in_words():
     text_in(C.a, "dialog[open] .alert.error", "Design review")
     assert "overlaps" in alert.text, alert.text
     shot(C.a, "05-conflict-explained")
-    C.a.find_element(By.CSS_SELECTOR, "dialog[open] .modal-head .icon-button").click()
-    gone(C.a, "dialog[open]")
+    discard_editor(C.a)
 
 
 def step_edit_with_a_stale_version_explains_and_reloads():
@@ -960,8 +967,7 @@ def step_typing_a_start_date_keeps_the_end():
     wait(C.a, lambda x: start.get_attribute("value").startswith("2027-06-15"), what=f"the typed start date ({order})")
     assert start.get_attribute("value") == "2027-06-15T09:00", start.get_attribute("value")
     assert end.get_attribute("value") == "2027-06-15T10:30", f"the end did not follow: {end.get_attribute('value')!r}"
-    C.a.find_element(By.CSS_SELECTOR, "dialog[open] .modal-head .icon-button").click()
-    gone(C.a, "dialog[open]")
+    discard_editor(C.a)
 
 
 def step_a_hierarchical_booking_says_booked_not_invited():
@@ -1003,6 +1009,73 @@ def step_a_hierarchical_booking_says_booked_not_invited():
         # what each sees of the other in later steps.
         s, _, body = api(SLOT_A, "DELETE", f"/api/groups/{g['id']}", ta)
         assert s == 204, (s, body)
+
+
+def step_day_and_list_views():
+    # One day on the time grid, and a list of the coming 30 days that has something.
+    go(C.a, f"#/day/{C.day.date().isoformat()}")
+    visible(C.a, "#calendar .week")
+    cols = C.a.find_elements(By.CSS_SELECTOR, "#calendar .week .day-col")
+    assert [c.get_attribute("data-date") for c in cols] == [C.day.date().isoformat()], "one column, the day asked for"
+    for title in ("Design review", "Team lunch (moved)", "Sprint planning"):
+        event_by_title(C.a, title)
+    head = C.a.find_element(By.CSS_SELECTOR, "#calendar .week-head .day-head")
+    grid_col = cols[0]
+    assert abs(head.rect["x"] - grid_col.rect["x"]) <= 1 and abs(head.rect["width"] - grid_col.rect["width"]) <= 1, (
+        head.rect,
+        grid_col.rect,
+    )
+    assert C.a.find_element(By.ID, "view-day").get_attribute("aria-current") == "page"
+    assert str(C.day.day) in C.a.find_element(By.ID, "cal-title").text
+    shot(C.a, "03c-day")
+    clickable(C.a, "#cal-next").click()
+    nxt = (C.day + dt.timedelta(days=1)).date().isoformat()
+    wait(C.a, lambda x: x.find_elements(By.CSS_SELECTOR, f"#calendar .day-col[data-date='{nxt}']"), what="the next day")
+    event_by_title(C.a, "Doctor")  # Thursday's
+
+    monday = (C.day - dt.timedelta(days=2)).date().isoformat()
+    go(C.a, f"#/list/{monday}")
+    sections = wait(C.a, lambda x: x.find_elements(By.CSS_SELECTOR, "#calendar .list-view .list-day"), what="the list")
+    dates = [e.get_attribute("data-date") for e in sections]
+    assert dates == sorted(dates), dates
+    assert dates[0] == monday, dates  # Monday has "Morning run"
+    assert C.day.date().isoformat() in dates, dates
+    for sec in sections:
+        assert sec.find_elements(By.CSS_SELECTOR, ".list-event"), f"an empty day is listed: {sec.text}"
+    wednesday = C.a.find_element(By.CSS_SELECTOR, f"#calendar .list-day[data-date='{C.day.date().isoformat()}']")
+    titles = [e.text for e in wednesday.find_elements(By.CSS_SELECTOR, ".ev-title")]
+    assert titles[:2] == ["Design review", "Team lunch (moved)"], titles
+    shot(C.a, "03d-list")
+    # Far in the future: nothing, said in words.
+    go(C.a, "#/list/2099-01-05")
+    text_in(C.a, "#list-empty", "Nothing planned")
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    visible(C.a, "#calendar .week")
+
+
+def step_unsaved_changes_are_not_lost_by_escape():
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    clickable(C.a, "#new-appointment").click()
+    dlg = visible(C.a, "dialog[open] #appointment-form")
+    type_into(dlg.find_element(By.NAME, "title"), "Half-typed plan")
+    dlg.find_element(By.NAME, "title").send_keys(Keys.ESCAPE)
+    bar = visible(C.a, "dialog[open] #unsaved")
+    assert "unsaved changes" in bar.text, bar.text
+    clickable(C.a, "#unsaved-keep").click()
+    gone(C.a, "#unsaved")
+    assert C.a.find_element(By.CSS_SELECTOR, "dialog[open] input[name='title']").get_attribute("value") == "Half-typed plan"
+    # The close button asks too; discarding closes it.
+    clickable(C.a, "dialog[open] .modal-head .icon-button").click()
+    visible(C.a, "dialog[open] #unsaved")
+    shot(C.a, "05b-unsaved-changes", settle=False)
+    clickable(C.a, "#unsaved-discard").click()
+    gone(C.a, "dialog[open]")
+    # An untouched editor closes at once.
+    clickable(C.a, "#new-appointment").click()
+    dlg = visible(C.a, "dialog[open] #appointment-form")
+    dlg.find_element(By.NAME, "title").send_keys(Keys.ESCAPE)
+    gone(C.a, "dialog[open]")
+    assert not [e for e in C.a.find_elements(By.CSS_SELECTOR, "#calendar .ev-title") if e.text == "Half-typed plan"]
 
 
 def step_week_columns_zone_and_scroll_position():
@@ -1235,6 +1308,8 @@ STEPS = [
     step_every_title_shows_in_the_week_view,
     step_typing_a_start_date_keeps_the_end,
     step_a_hierarchical_booking_says_booked_not_invited,
+    step_day_and_list_views,
+    step_unsaved_changes_are_not_lost_by_escape,
     step_week_columns_zone_and_scroll_position,
     step_profile_and_password_change,
     step_phone_sized_screens,

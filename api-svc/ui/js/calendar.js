@@ -1,7 +1,8 @@
-// Week and month views of the caller's agenda (`GET /api/agenda`, every page of the
-// range), with prev/next/today, pending invitations shown (set apart) unless switched off, click-to-create and
-// click-to-open. On a narrow screen the week becomes a day-by-day list. The view refreshes itself when a notification says
-// an appointment changed.
+// Day, week, month and list views of the caller's agenda (`GET /api/agenda`, every page
+// of the range), with prev/next/today, pending invitations shown (set apart) unless
+// switched off, click-to-create and click-to-open. On a narrow screen the week becomes a
+// day-by-day list. The view refreshes itself when a notification (or another tab) says an
+// appointment changed.
 
 import * as api from './api.js';
 import { h, replace } from './dom.js';
@@ -27,6 +28,14 @@ import {
 } from './time.js';
 
 const HOUR_PX = 48;
+/** Days the list view shows from its first day. */
+const LIST_DAYS = 30;
+/** The views, in the order of the switcher. */
+const VIEWS = { day: 'Day', week: 'Week', month: 'Month', list: 'List' };
+/** Days that prev/next move by (the month view moves by a month). */
+const STEP_DAYS = { day: 1, week: 7, list: LIST_DAYS };
+/** What prev/next move by, in words. */
+const PERIOD = { day: 'day', week: 'week', month: 'month', list: `${LIST_DAYS} days` };
 const PENDING_KEY = 'agenda.showPending';
 
 function classesFor(a) {
@@ -98,32 +107,43 @@ export function calendarView(root, { mode, date }) {
   let firstRender = true;
   let disposed = false;
 
-  const range =
-    mode === 'month'
-      ? (() => {
-          const first = startOfWeek(startOfMonth(anchor));
-          return { start: first, end: addDays(first, 42) };
-        })()
-      : (() => {
-          const s = startOfWeek(anchor);
-          return { start: s, end: addDays(s, 7) };
-        })();
+  const range = (() => {
+    switch (mode) {
+      case 'month': {
+        const first = startOfWeek(startOfMonth(anchor));
+        return { start: first, end: addDays(first, 42) };
+      }
+      case 'day':
+        return { start: startOfDay(anchor), end: addDays(startOfDay(anchor), 1) };
+      case 'list':
+        return { start: startOfDay(anchor), end: addDays(startOfDay(anchor), LIST_DAYS) };
+      default: {
+        const s = startOfWeek(anchor);
+        return { start: s, end: addDays(s, 7) };
+      }
+    }
+  })();
 
   const go = (d) => {
     location.hash = `#/${mode}/${dateKey(d)}`;
   };
-  const prev = () => go(mode === 'month' ? addMonths(anchor, -1) : addDays(anchor, -7));
-  const next = () => go(mode === 'month' ? addMonths(anchor, 1) : addDays(anchor, 7));
+  const step = (n) => (mode === 'month' ? addMonths(anchor, n) : addDays(anchor, n * STEP_DAYS[mode]));
+  const prev = () => go(step(-1));
+  const next = () => go(step(1));
 
-  const title =
-    mode === 'month'
-      ? fmtMonth(anchor)
-      : (() => {
-          const e = addDays(range.start, 6);
-          return range.start.getMonth() === e.getMonth()
-            ? `${range.start.getDate()} – ${e.getDate()} ${fmtMonth(e)}`
-            : `${fmtDay(range.start)} – ${fmtDay(e)} ${e.getFullYear()}`;
-        })();
+  const title = (() => {
+    const e = addDays(range.end, -1);
+    switch (mode) {
+      case 'month':
+        return fmtMonth(anchor);
+      case 'day':
+        return fmtLongDay(anchor);
+      default:
+        return range.start.getMonth() === e.getMonth() && range.start.getFullYear() === e.getFullYear()
+          ? `${range.start.getDate()} – ${e.getDate()} ${fmtMonth(e)}`
+          : `${fmtDay(range.start)} – ${fmtDay(e)} ${e.getFullYear()}`;
+    }
+  })();
 
   const pendingToggle = h('input', { type: 'checkbox', id: 'show-pending', checked: showPending });
   pendingToggle.checked = showPending;
@@ -143,8 +163,8 @@ export function calendarView(root, { mode, date }) {
       'div',
       { class: 'cal-nav' },
       h('button', { type: 'button', class: 'button small', id: 'cal-today', onclick: () => go(new Date()) }, 'Today'),
-      h('button', { type: 'button', class: 'icon-button', id: 'cal-prev', 'aria-label': mode === 'month' ? 'Previous month' : 'Previous week', onclick: prev }, '‹'),
-      h('button', { type: 'button', class: 'icon-button', id: 'cal-next', 'aria-label': mode === 'month' ? 'Next month' : 'Next week', onclick: next }, '›'),
+      h('button', { type: 'button', class: 'icon-button', id: 'cal-prev', 'aria-label': `Previous ${PERIOD[mode]}`, onclick: prev }, '‹'),
+      h('button', { type: 'button', class: 'icon-button', id: 'cal-next', 'aria-label': `Next ${PERIOD[mode]}`, onclick: next }, '›'),
       h('h1', { class: 'cal-title', id: 'cal-title' }, title),
       h('span', { class: 'cal-zone', id: 'cal-zone', title: 'Times are shown in this time zone (your device’s)' }, zoneName()),
     ),
@@ -155,8 +175,9 @@ export function calendarView(root, { mode, date }) {
       h(
         'div',
         { class: 'segmented', role: 'group', 'aria-label': 'View' },
-        h('a', { href: `#/week/${dateKey(anchor)}`, class: mode === 'week' && 'active', id: 'view-week', 'aria-current': mode === 'week' ? 'page' : null }, 'Week'),
-        h('a', { href: `#/month/${dateKey(anchor)}`, class: mode === 'month' && 'active', id: 'view-month', 'aria-current': mode === 'month' ? 'page' : null }, 'Month'),
+        Object.entries(VIEWS).map(([m, label]) =>
+          h('a', { href: `#/${m}/${dateKey(anchor)}`, class: mode === m && 'active', id: `view-${m}`, 'aria-current': mode === m ? 'page' : null }, label),
+        ),
       ),
       h(
         'button',
@@ -196,8 +217,9 @@ export function calendarView(root, { mode, date }) {
     );
   }
 
+  /** The time grid of `range`: seven columns for a week, one for a day. */
   function renderWeek() {
-    const days = [...Array(7)].map((_, i) => addDays(range.start, i));
+    const days = [...Array(mode === 'day' ? 1 : 7)].map((_, i) => addDays(range.start, i));
     const today = new Date();
     const head = h(
       'div',
@@ -266,7 +288,9 @@ export function calendarView(root, { mode, date }) {
       }),
     );
     const kept = body.querySelector('.week-scroll')?.scrollTop;
-    replace(body, h('div', { class: 'week' }, head, scroller), list);
+    const week = h('div', { class: 'week' }, head, scroller);
+    week.style.setProperty('--days', String(days.length));
+    replace(body, week, list);
     scroller.scrollTop = firstRender || kept === undefined ? 7.5 * HOUR_PX : kept;
     // On a phone (the list), the week opened by a tap on a day of the month view starts
     // at that day.
@@ -317,8 +341,39 @@ export function calendarView(root, { mode, date }) {
     replace(body, h('div', { class: 'month' }, h('div', { class: 'month-names' }, names), h('div', { class: 'month-grid' }, cells)));
   }
 
+  /** The list view: each day of the range that has something, in order. */
+  function renderList() {
+    const today = new Date();
+    const days = [...Array(LIST_DAYS)].map((_, i) => addDays(range.start, i));
+    const sections = days
+      .map((d) => {
+        const items = appointments
+          .filter((a) => new Date(a.start_time) < addDays(d, 1) && new Date(a.end_time) > d)
+          .sort((x, y) => new Date(x.start_time) - new Date(y.start_time));
+        if (!items.length) return null;
+        return h(
+          'section',
+          { class: ['list-day', sameDay(d, today) && 'today'], dataset: { date: dateKey(d) } },
+          h('h2', {}, fmtLongDay(d)),
+          h('ul', {}, items.map((a) => h('li', {}, eventButton(a, { class: [...classesFor(a), 'list-event'] })))),
+        );
+      })
+      .filter(Boolean);
+    replace(
+      body,
+      h(
+        'div',
+        { class: 'agenda-list list-view' },
+        sections.length
+          ? sections
+          : h('p', { class: 'muted empty-day', id: 'list-empty' }, `Nothing planned from ${fmtLongDay(range.start)} to ${fmtLongDay(addDays(range.end, -1))}.`),
+      ),
+    );
+  }
+
   function render() {
     if (mode === 'month') renderMonth();
+    else if (mode === 'list') renderList();
     else renderWeek();
   }
 
@@ -382,7 +437,7 @@ export function calendarView(root, { mode, date }) {
   document.addEventListener('visibilitychange', onVisible);
   // Keep the "now" line moving.
   const tick = setInterval(() => {
-    if (mode === 'week') render();
+    if (mode === 'week' || mode === 'day') render();
   }, 60000);
 
   render();

@@ -128,7 +128,11 @@ export function confirmButton(label, confirmLabel, action, cls = 'danger') {
 }
 
 /** Open a modal `<dialog>` with `content`; resolves when it closes. Returns { dialog, close }. */
-export function modal(title, content, { wide = false } = {}) {
+/**
+ * A modal dialog. `guard()`, when given, is asked before the dialog closes by Escape, the
+ * close button or a click outside; it returns false to keep it open (and says why).
+ */
+export function modal(title, content, { wide = false, guard = null } = {}) {
   const heading = h('h2', { id: `dlg-title-${++fieldSeq}` }, title);
   const close = h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Close' }, '\u2715');
   const dialog = h(
@@ -137,10 +141,16 @@ export function modal(title, content, { wide = false } = {}) {
     h('div', { class: 'modal-head' }, heading, close),
     h('div', { class: 'modal-body' }, content),
   );
-  close.addEventListener('click', () => dialog.close());
+  const tryClose = () => {
+    if (!guard || guard()) dialog.close();
+  };
+  close.addEventListener('click', tryClose);
+  dialog.addEventListener('cancel', (e) => {
+    if (guard && !guard()) e.preventDefault();
+  });
   dialog.addEventListener('close', () => dialog.remove());
   dialog.addEventListener('click', (e) => {
-    if (e.target === dialog) dialog.close();
+    if (e.target === dialog) tryClose();
   });
   document.body.append(dialog);
   dialog.showModal();

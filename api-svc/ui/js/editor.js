@@ -76,7 +76,44 @@ export async function openEditor(opts = {}) {
   let a = opts.appointment || null;
   const alert = alertBox();
   const body = h('div', { class: 'editor' }, alert);
-  const dlg = modal(a ? (a.owner_id === me.id ? 'Edit appointment' : 'Appointment') : 'New appointment', body, { wide: true });
+  // Unsaved changes are not thrown away by Escape, the close button, a click outside or
+  // leaving the page: the person is asked first.
+  let unsaved = () => false;
+  const discardBar = h(
+    'div',
+    { class: 'alert warning unsaved', id: 'unsaved', role: 'alert' },
+    h('p', {}, 'You have unsaved changes.'),
+    h(
+      'div',
+      { class: 'form-buttons' },
+      h('button', { type: 'button', class: 'button small', id: 'unsaved-keep', onclick: () => keepEditing() }, 'Keep editing'),
+      h('button', { type: 'button', class: 'button small danger', id: 'unsaved-discard', onclick: () => discard() }, 'Discard changes'),
+    ),
+  );
+  // Shown (at the top of the dialog) only while the question is asked.
+  const guard = () => {
+    if (!unsaved()) return true;
+    body.prepend(discardBar);
+    discardBar.querySelector('#unsaved-keep').focus();
+    return false;
+  };
+  const dlg = modal(a ? (a.owner_id === me.id ? 'Edit appointment' : 'Appointment') : 'New appointment', body, { wide: true, guard });
+  function keepEditing() {
+    discardBar.remove();
+    dlg.dialog.querySelector('input[name=title]')?.focus();
+  }
+  function discard() {
+    unsaved = () => false;
+    dlg.close();
+  }
+  const onBeforeUnload = (e) => {
+    if (unsaved()) {
+      e.preventDefault();
+      e.returnValue = '';
+    }
+  };
+  window.addEventListener('beforeunload', onBeforeUnload);
+  dlg.dialog.addEventListener('close', () => window.removeEventListener('beforeunload', onBeforeUnload));
   let groups = [];
   try {
     groups = await api.groups();
@@ -167,6 +204,11 @@ export async function openEditor(opts = {}) {
   privacy.addEventListener('input', updatePrivacyHint);
   updatePrivacyHint();
 
+  // What the form held when it opened (or was last reloaded): anything else is unsaved.
+  const values = () => [title.value, description.value, start.value, end.value, privacy.value, calendar.value].join('\u0000');
+  let opened = values();
+  unsaved = () => values() !== opened;
+
   const save = h('button', { type: 'submit', class: 'button primary' }, a ? 'Save changes' : 'Create');
   const buttons = h('div', { class: 'form-buttons' }, save);
   const form = h(
@@ -205,6 +247,7 @@ export async function openEditor(opts = {}) {
     try {
       a = await api.get(`/api/appointments/${a.id}`);
       fill(a);
+      opened = values();
       const old = form.querySelector('.participants');
       if (old) old.replaceWith(participantsBlock(a));
       alert.show(

@@ -1,7 +1,7 @@
 // Entry point: the shell (top bar, navigation, notification panel) and the hash router.
 //
 //   #/login  #/register
-//   #/week/YYYY-MM-DD  #/month/YYYY-MM-DD
+//   #/day/YYYY-MM-DD  #/week/YYYY-MM-DD  #/month/YYYY-MM-DD  #/list/YYYY-MM-DD
 //   #/groups  #/groups/ID  #/groups/ID/agenda[/YYYY-MM-DD[/DAYS]]
 //   #/profile  #/cluster
 
@@ -95,8 +95,10 @@ function route() {
     case 'register':
       result = registerView(main);
       break;
+    case 'day':
     case 'week':
     case 'month':
+    case 'list':
       section = 'calendar';
       result = calendarView(main, { mode: head, date: rest[0] || dateKey(new Date()) });
       break;
