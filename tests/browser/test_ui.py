@@ -37,6 +37,8 @@ os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never downl
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -1078,6 +1080,68 @@ def step_unsaved_changes_are_not_lost_by_escape():
     assert not [e for e in C.a.find_elements(By.CSS_SELECTOR, "#calendar .ev-title") if e.text == "Half-typed plan"]
 
 
+def appointment_start(d, appt_id):
+    s, _, body = api(SLOT_A, "GET", f"/api/appointments/{appt_id}", token_of(d))
+    assert s == 200, (s, body)
+    return dt.datetime.fromisoformat(body["start_time"].replace("Z", "+00:00")), dt.datetime.fromisoformat(
+        body["end_time"].replace("Z", "+00:00")
+    )
+
+
+def step_drag_to_move_resize_and_create_with_a_keyboard_alternative():
+    go(C.a, f"#/week/{C.day.date().isoformat()}")
+    ev = event_by_title(C.a, "Design review")
+    appt = ev.get_attribute("data-id")
+    version = ev.get_attribute("data-version")
+    ten = C.day.replace(hour=10).astimezone()
+    assert appointment_start(C.a, appt)[0] == ten
+    # Drag it down an hour (48 px): saved at 11:00, and no editor opens.
+    ActionChains(C.a).click_and_hold(ev).move_by_offset(0, 20).move_by_offset(0, 28).release().perform()
+    wait(
+        C.a,
+        lambda x: x.find_elements(By.CSS_SELECTOR, f"#calendar .event[data-id='{appt}']:not([data-version='{version}'])"),
+        what="the moved appointment reloaded",
+    )
+    assert not C.a.find_elements(By.CSS_SELECTOR, "dialog[open]"), "a drag opened the editor"
+    assert appointment_start(C.a, appt) == (ten + dt.timedelta(hours=1), ten + dt.timedelta(hours=2))
+    # Stretch its end over "Team lunch (moved)" at 12:00: refused, said in words, unchanged.
+    ev = C.a.find_element(By.CSS_SELECTOR, f"#calendar .event[data-id='{appt}']")
+    handle = ev.find_element(By.CSS_SELECTOR, ".resize-handle")
+    ActionChains(C.a).click_and_hold(handle).move_by_offset(0, 12).move_by_offset(0, 12).release().perform()
+    toast = visible(C.a, "#toasts .toast.error")
+    assert "Team lunch (moved)" in toast.text and "overlap" in toast.text, toast.text
+    assert appointment_start(C.a, appt) == (ten + dt.timedelta(hours=1), ten + dt.timedelta(hours=2))
+    # The keyboard: Alt+Up four times moves it back to 10:00, saved once the keys rest.
+    def back_at_eleven(x):
+        found = x.find_elements(By.CSS_SELECTOR, f"#calendar .event[data-id='{appt}']")
+        return found[0] if found and "11:00" in found[0].get_attribute("title") else False
+
+    ev = wait(C.a, back_at_eleven, what="the grid back at 11:00 after the refusal")
+    C.a.execute_script("arguments[0].focus()", ev)
+    for _ in range(4):
+        ActionChains(C.a).key_down(Keys.ALT).send_keys(Keys.ARROW_UP).key_up(Keys.ALT).perform()
+    wait(C.a, lambda x: appointment_start(x, appt)[0] == ten, what="the keyboard move saved")
+    assert appointment_start(C.a, appt)[1] == ten + dt.timedelta(hours=1)
+    # Drag across Friday's empty 13:00–14:30: the editor opens with that time.
+    friday = (C.day + dt.timedelta(days=2)).date().isoformat()
+    col = C.a.find_element(By.CSS_SELECTOR, f"#calendar .day-col[data-date='{friday}']")
+    C.a.execute_script("document.getElementById('week-scroll').scrollTop = 11 * 48")
+    # Viewport coordinates of 13:00 in Friday's column (the column is taller than the view).
+    x, y = C.a.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.left + r.width / 2, r.top + 13 * 48 + 2];", col
+    )
+    drag = ActionBuilder(C.a)
+    drag.pointer_action.move_to_location(int(x), int(y)).pointer_down().move_to_location(int(x), int(y) + 30)
+    drag.pointer_action.move_to_location(int(x), int(y) + 72).pointer_up()
+    drag.perform()
+    dlg = visible(C.a, "dialog[open] #appointment-form")
+    assert dlg.find_element(By.NAME, "start").get_attribute("value") == f"{friday}T13:00"
+    assert dlg.find_element(By.NAME, "end").get_attribute("value") == f"{friday}T14:30"
+    shot(C.a, "05c-drag-to-create", settle=False)
+    C.a.find_element(By.CSS_SELECTOR, "dialog[open] .modal-head .icon-button").click()
+    gone(C.a, "dialog[open]")
+
+
 def step_week_columns_zone_and_scroll_position():
     go(C.a, f"#/week/{C.day.date().isoformat()}")
     visible(C.a, "#calendar .week .day-col")
@@ -1310,6 +1374,7 @@ STEPS = [
     step_a_hierarchical_booking_says_booked_not_invited,
     step_day_and_list_views,
     step_unsaved_changes_are_not_lost_by_escape,
+    step_drag_to_move_resize_and_create_with_a_keyboard_alternative,
     step_week_columns_zone_and_scroll_position,
     step_profile_and_password_change,
     step_phone_sized_screens,

@@ -64,6 +64,7 @@ pub(crate) static ASSETS: &[Asset] = &[
     asset!("js/session.js", JS),
     asset!("js/auth.js", JS),
     asset!("js/calendar.js", JS),
+    asset!("js/drag.js", JS),
     asset!("js/editor.js", JS),
     asset!("js/groups.js", JS),
     asset!("js/notifications.js", JS),

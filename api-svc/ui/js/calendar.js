@@ -1,12 +1,14 @@
 // Day, week, month and list views of the caller's agenda (`GET /api/agenda`, every page
 // of the range), with prev/next/today, pending invitations shown (set apart) unless
-// switched off, click-to-create and click-to-open. On a narrow screen the week becomes a
+// switched off, click-to-create and click-to-open, and on the time grid drag to create,
+// move and resize (drag.js). On a narrow screen the week becomes a
 // day-by-day list. The view refreshes itself when a notification (or another tab) says an
 // appointment changed.
 
 import * as api from './api.js';
 import { h, replace } from './dom.js';
 import { defaultStart, myParticipation, openEditor, statusLabel } from './editor.js';
+import { makeCreatable, makeMovable } from './drag.js';
 import {
   addDays,
   addMonths,
@@ -207,6 +209,11 @@ export function calendarView(root, { mode, date }) {
         title: `${a.title}\n${fmtTimeRange(a.start_time, a.end_time)}${label ? `\n${label}` : ''}`,
         onclick: (e) => {
           e.stopPropagation();
+          // The release of a drag is not a click.
+          if (e.currentTarget.dataset.dragged) {
+            delete e.currentTarget.dataset.dragged;
+            return;
+          }
           open(a);
         },
         ...extra,
@@ -215,6 +222,14 @@ export function calendarView(root, { mode, date }) {
       h('span', { class: 'ev-time' }, compact ? fmtTime(a.start_time) : fmtTimeRange(a.start_time, a.end_time)),
       label ? h('span', { class: 'ev-status' }, label) : null,
     );
+  }
+
+  /** Position an event `s`–`e` minutes into its column's day. */
+  function place(btn, s, e) {
+    const height = Math.max(((e - s) / 60) * HOUR_PX - 2, 20);
+    btn.style.setProperty('top', `${(s / 60) * HOUR_PX}px`);
+    btn.style.setProperty('height', `${height}px`);
+    btn.classList.toggle('short', height < 40);
   }
 
   /** The time grid of `range`: seven columns for a week, one for a day. */
@@ -241,7 +256,12 @@ export function calendarView(root, { mode, date }) {
     );
     const cols = days.map((d) => {
       const col = h('div', { class: ['day-col', sameDay(d, today) && 'today'], dataset: { date: dateKey(d) } });
+      makeCreatable(col, d, { hourPx: HOUR_PX, create });
       col.addEventListener('click', (e) => {
+        if (col.dataset.dragged) {
+          delete col.dataset.dragged;
+          return;
+        }
         const rect = col.getBoundingClientRect();
         const minutes = Math.floor(((e.clientY - rect.top) / HOUR_PX) * 2) * 30;
         const s = new Date(d);
@@ -253,12 +273,20 @@ export function calendarView(root, { mode, date }) {
         .filter((x) => new Date(x.a.start_time) < addDays(d, 1) && new Date(x.a.end_time) > d && x.e > x.s);
       for (const ev of lanes(dayEvents)) {
         const btn = eventButton(ev.a);
-        const height = Math.max(((ev.e - ev.s) / 60) * HOUR_PX - 2, 20);
-        btn.style.setProperty('top', `${(ev.s / 60) * HOUR_PX}px`);
-        btn.style.setProperty('height', `${height}px`);
+        place(btn, ev.s, ev.e);
         btn.style.setProperty('left', `calc(${(100 / ev.lanes) * ev.lane}% + 2px)`);
         btn.style.setProperty('width', `calc(${100 / ev.lanes}% - 4px)`);
-        if (height < 40) btn.classList.add('short');
+        // Only where it starts: a part continued from the day before does not drag.
+        if (new Date(ev.a.start_time) >= d) {
+          makeMovable(btn, ev.a, d, {
+            hourPx: HOUR_PX,
+            place: (b, s, e) => {
+              const day = startOfDay(s);
+              place(b, minutesInto(day, s), minutesInto(day, e));
+            },
+            onDone: load,
+          });
+        }
         col.append(btn);
       }
       if (sameDay(d, today)) {
