@@ -174,8 +174,9 @@ impl Supervisor {
             .stderr(log);
         // Besides the basics, the API's per-IP limits: a load test registers hundreds of
         // users from one address (scripts/bench.sh raises the per-IP budget), and the
-        // contract tests try many unknown feed URLs; and the stores' entry-format cap, to
-        // rehearse a mixed-version cluster (docs/operations.md §6).
+        // contract tests try many unknown feed URLs; the stores' entry-format cap, to
+        // rehearse a mixed-version cluster (docs/operations.md §6); and their snapshot
+        // interval, to measure snapshots under load (docs/benchmarks.md).
         for keep in [
             "PATH",
             "HOME",
@@ -187,6 +188,7 @@ impl Supervisor {
             "FEED_FAILURES_PER_IP_PER_MINUTE",
             "TRUSTED_PROXIES",
             "MAX_ENTRY_FORMAT",
+            "SNAPSHOT_EVERY",
         ] {
             if let Ok(v) = std::env::var(keep) {
                 cmd.env(keep, v);
